@@ -1,0 +1,146 @@
+//! Priors over binary units: capability traits.
+//!
+//! A prior is an energy model `p_θ(z) = e^{−E_θ(z)}/Z_θ` over `n` binary units (GB Eq. 3).
+//! GumBolt also evaluates the *same* polynomial energy at relaxed points `ζ ∈ [0,1]^n`
+//! (GB Eq. 7); Theorem 1 shows the relaxed energy stays within the vertex extremes.
+//!
+//! The capabilities are separate traits so an algorithm asks only for what it uses:
+//!
+//! | trait | capability | used by |
+//! |---|---|---|
+//! | [`Prior`] | `E(ζ)` on a batch of rows | everything |
+//! | [`EnergyGradient`] | `∂E/∂ζ` (GB Eq. 11) | backpropagation into the encoder |
+//! | [`Parametric`] | θ as one flat vector, `∂(−E)/∂θ` | training (positive and negative phase, Eq. 6) |
+//! | [`ExactPartition`] | exact `log Z` and `∇θ log Z` | tests, small models, GumBolt-nW |
+//! | [`BlockConditionals`] | `p(z_side = 1 | other side)` logits | block Gibbs, PT, AIS, bridge sampling |
+//! | [`SiteConditionals`] | single-site energy gaps `g_i` | single-site Gibbs of any MRF |
+//!
+//! Rows of every batch are configurations; columns are units. Matrices are f32 (hot paths),
+//! energies and log-partition functions f64.
+
+use crate::Mat;
+use crate::error::Result;
+use nalgebra::DMatrixView;
+
+/// An energy `E_θ(z)` over `n` binary units that can also be evaluated at relaxed points
+/// `ζ ∈ [0,1]^n` (GB Eqs. 3, 7): the multilinear extension of the binary energy.
+pub trait Prior: dyn_clone::DynClone + Send + Sync + std::fmt::Debug {
+    /// Number of binary units `n`.
+    fn num_units(&self) -> usize;
+
+    /// Writes `E_θ(ζ_r)` for every row `ζ_r` of `zeta` (`[N, n]`) into `out` (length `N`).
+    fn energy_into(&self, zeta: DMatrixView<'_, f32>, out: &mut [f64]);
+}
+dyn_clone::clone_trait_object!(Prior);
+
+/// Conveniences for every [`Prior`].
+pub trait PriorExt: Prior {
+    /// `E_θ(ζ_r)` for every row of `zeta`, allocated.
+    ///
+    /// ```
+    /// # use gumbolt_core::prior::{Prior, PriorExt};
+    /// # use nalgebra::{DMatrix, DMatrixView};
+    /// #[derive(Clone, Debug)]
+    /// struct Field(f64); // E(z) = h·Σz
+    /// impl Prior for Field {
+    ///     fn num_units(&self) -> usize { 2 }
+    ///     fn energy_into(&self, z: DMatrixView<'_, f32>, out: &mut [f64]) {
+    ///         for (r, o) in out.iter_mut().enumerate() {
+    ///             *o = self.0 * z.row(r).iter().map(|&v| v as f64).sum::<f64>();
+    ///         }
+    ///     }
+    /// }
+    /// let e = Field(2.0).energies(&DMatrix::from_row_slice(2, 2, &[1.0f32, 1.0, 0.5, 0.0]));
+    /// assert_eq!(e, vec![4.0, 1.0]);
+    /// ```
+    fn energies(&self, zeta: &Mat) -> Vec<f64> {
+        let mut out = vec![0.0; zeta.nrows()];
+        self.energy_into(zeta.as_view(), &mut out);
+        out
+    }
+}
+impl<P: Prior + ?Sized> PriorExt for P {}
+
+/// Gradient of the relaxed energy with respect to ζ: `∂E/∂ζ_i = g_i(ζ_{−i})` (GB Eq. 11).
+pub trait EnergyGradient: Prior {
+    /// Writes `∂E/∂ζ` at every row of `zeta` into `out` (same shape `[N, n]`).
+    fn energy_grad_into(&self, zeta: DMatrixView<'_, f32>, out: &mut Mat);
+}
+
+/// Parameters θ of a prior, stored as one flat vector (the layout is the implementor's and is
+/// documented there), and the gradient of `−E` with respect to them.
+pub trait Parametric: Prior {
+    /// θ as one flat slice.
+    fn params(&self) -> &[f32];
+    /// Mutable θ (an optimiser writes here).
+    fn params_mut(&mut self) -> &mut [f32];
+}
+
+/// Gradient of the negative energy with respect to θ, weighted over rows.
+///
+/// With `weights = 1/C` on `C` model samples this is the PCD estimate of `∇θ log Z =
+/// E_p[∇θ(−E)]` (GB Eq. 6, the negative phase); with importance weights on relaxed posterior
+/// samples it is the positive (data) phase.
+pub trait EnergyParamGradient: Parametric {
+    /// `grad += Σ_r weights[r] · ∂(−E_θ(ζ_r))/∂θ`.
+    fn accumulate_neg_energy_grad(&self, zeta: DMatrixView<'_, f32>, weights: &[f32], grad: &mut [f32]);
+}
+
+/// Exact log-partition function where it is tractable.
+pub trait ExactPartition: Prior {
+    /// `log Z_θ = log Σ_z e^{−E_θ(z)}` (GB Eq. 3), or [`crate::CoreError::Intractable`].
+    fn log_partition(&self) -> Result<f64>;
+
+    /// `∇θ log Z_θ = E_p[∇θ(−E)]` (GB Eq. 6), in the layout of [`Parametric::params`].
+    /// Default: not available ([`crate::CoreError::Intractable`] with `limit` 0).
+    fn log_partition_grad(&self) -> Result<Vec<f64>> {
+        Err(crate::CoreError::Intractable {
+            what: "log-partition gradient",
+            units: self.num_units(),
+            limit: 0,
+        })
+    }
+}
+
+/// The two blocks of a bipartite prior (GB Eq. 4: `z = [z1, z2]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Block {
+    /// `z1`, units `0..n1`.
+    One,
+    /// `z2`, units `n1..n1+n2`.
+    Two,
+}
+
+impl Block {
+    /// The other block.
+    pub fn other(self) -> Block {
+        match self {
+            Block::One => Block::Two,
+            Block::Two => Block::One,
+        }
+    }
+}
+
+/// Conditionals of a bipartite prior, where each block is conditionally factorial given the
+/// other: the capability block Gibbs, parallel tempering, AIS and bridge sampling need.
+///
+/// For an RBM (`−E = aᵀz1 + bᵀz2 + z1ᵀWz2`): `logits(Two | z1) = b + Wᵀz1` and
+/// `logits(One | z2) = a + W z2` (algorithms §1). The energy must be
+/// `E(z) = −h1ᵀz1 − z2ᵀ logits(Two | z1)` with `h1 = logits(One | 0)`, i.e. linear in each block.
+pub trait BlockConditionals: Prior {
+    /// `(n1, n2)`; units `0..n1` form [`Block::One`] and `n1..n1+n2` form [`Block::Two`].
+    fn block_sizes(&self) -> (usize, usize);
+
+    /// Writes the logits of `p(z_side = 1 | other block)` at inverse temperature 1 for every
+    /// row of `other` (`[C, n_other]`) into `out` (`[C, n_side]`).
+    fn block_logits(&self, side: Block, other: DMatrixView<'_, f32>, out: &mut Mat);
+}
+
+/// Single-site conditionals of a general binary MRF.
+///
+/// `g_i(z_{−i}) = E(z_i=1, z_{−i}) − E(z_i=0, z_{−i})`, so `p(z_i=1 | z_{−i}) = σ(−g_i)`
+/// (algorithms §8). At relaxed points `g_i(ζ_{−i}) = ∂E/∂ζ_i` (GB Eq. 11).
+pub trait SiteConditionals: Prior {
+    /// Writes `g_i` for every row (chain) of `z` (`[C, n]`) into `out` (length `C`).
+    fn site_energy_gaps(&self, z: DMatrixView<'_, f32>, i: usize, out: &mut [f64]);
+}

@@ -1,0 +1,1 @@
+//! The gumbolt command line and example programs

@@ -1,0 +1,1 @@
+//! GumBolt and its baselines composed from priors, estimators and samplers

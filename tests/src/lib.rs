@@ -1,0 +1,1 @@
+//! Property and statistical tests of the paper's theorems and the samplers
