@@ -1,0 +1,315 @@
+//! The fully connected layer `Y = X W + b`.
+
+use gumbolt_core::linalg::{add_row_vector, gemm_tn, matmul_nn, matmul_nt};
+use gumbolt_core::{CoreError, Mat};
+use nalgebra::{Dyn, Matrix, RawStorage};
+use rand::Rng;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::ensure_shape;
+use super::init::fill_variance_scaling;
+use super::param::{ParamMut, Trainable};
+
+/// A dense layer with kernel `W: [in, out]` and bias `b: [out]`, applied to a batch
+/// `X: [N, in]` as `Y = X W + b` (rows = samples).
+///
+/// Initialisation (algorithms §9): kernel from the variance-scaling truncated normal
+/// (`std = √(1.3·2/fan_in)`, [`super::init`]), bias 0. The kernel is weight-decayed, the
+/// bias is not (algorithms §10.2).
+///
+/// Serialisation stores the kernel and bias only; gradients restart at zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense {
+    w: Mat,
+    b: Vec<f32>,
+    dw: Mat,
+    db: Vec<f32>,
+}
+
+impl Dense {
+    /// A freshly initialised `n_in → n_out` layer.
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidConfig`] if a size is 0.
+    pub fn new<R: Rng + ?Sized>(n_in: usize, n_out: usize, rng: &mut R) -> Result<Self, CoreError> {
+        if n_in == 0 || n_out == 0 {
+            return Err(CoreError::InvalidConfig {
+                name: "dense size",
+                reason: format!("sizes must be positive, got {n_in} -> {n_out}"),
+            });
+        }
+        let mut w = Mat::zeros(n_in, n_out);
+        fill_variance_scaling(rng, n_in, w.as_mut_slice());
+        Self::from_params(w, vec![0.0; n_out])
+    }
+
+    /// A layer with the given kernel `[in, out]` and bias `[out]`.
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] if `b.len() != w.ncols()`.
+    pub fn from_params(w: Mat, b: Vec<f32>) -> Result<Self, CoreError> {
+        if b.len() != w.ncols() {
+            return Err(CoreError::Shape {
+                context: "Dense::from_params",
+                expected: format!("bias of length {}", w.ncols()),
+                got: format!("{}", b.len()),
+            });
+        }
+        let (r, c) = w.shape();
+        Ok(Self {
+            dw: Mat::zeros(r, c),
+            db: vec![0.0; c],
+            w,
+            b,
+        })
+    }
+
+    /// Input width.
+    pub fn n_in(&self) -> usize {
+        self.w.nrows()
+    }
+
+    /// Output width.
+    pub fn n_out(&self) -> usize {
+        self.w.ncols()
+    }
+
+    /// The kernel `W: [in, out]`.
+    pub fn weights(&self) -> &Mat {
+        &self.w
+    }
+
+    /// Mutable kernel.
+    pub fn weights_mut(&mut self) -> &mut Mat {
+        &mut self.w
+    }
+
+    /// The bias `b: [out]`.
+    pub fn bias(&self) -> &[f32] {
+        &self.b
+    }
+
+    /// Mutable bias.
+    pub fn bias_mut(&mut self) -> &mut [f32] {
+        &mut self.b
+    }
+
+    /// The accumulated `∂loss/∂W`.
+    pub fn grad_weights(&self) -> &Mat {
+        &self.dw
+    }
+
+    /// The accumulated `∂loss/∂b`.
+    pub fn grad_bias(&self) -> &[f32] {
+        &self.db
+    }
+
+    /// `y ← x W + b`; `y` is reshaped to `[N, out]` if needed (reusing its allocation).
+    ///
+    /// # Panics
+    /// If `x` does not have `in` columns.
+    pub fn forward<S: RawStorage<f32, Dyn, Dyn>>(&self, x: &Matrix<f32, Dyn, Dyn, S>, y: &mut Mat) {
+        assert_eq!(x.ncols(), self.n_in(), "Dense::forward: input width");
+        ensure_shape(y, x.nrows(), self.n_out());
+        matmul_nn(x, &self.w, y);
+        add_row_vector(y, &self.b);
+    }
+
+    /// Accumulates the parameter gradients for the input `x` of the forward pass and
+    /// `dy = ∂loss/∂y`: `dW += xᵀ dy` (through `gemm_tn`), `db += Σ_rows dy`.
+    ///
+    /// # Panics
+    /// On inconsistent shapes.
+    pub fn backward_params<S: RawStorage<f32, Dyn, Dyn>>(
+        &mut self,
+        x: &Matrix<f32, Dyn, Dyn, S>,
+        dy: &Mat,
+    ) {
+        assert_eq!(
+            dy.shape(),
+            (x.nrows(), self.n_out()),
+            "Dense::backward: dy shape"
+        );
+        gemm_tn(1.0, x, dy, 1.0, &mut self.dw);
+        for (j, g) in self.db.iter_mut().enumerate() {
+            *g += dy.column(j).iter().sum::<f32>();
+        }
+    }
+
+    /// `dx ← dy Wᵀ` (through `matmul_nt`), reshaping `dx` to `[N, in]` if needed.
+    pub fn input_grad(&self, dy: &Mat, dx: &mut Mat) {
+        self.input_grad_cols(dy, 0, self.n_in(), dx);
+    }
+
+    /// The gradient for input columns `start .. start + len` only:
+    /// `dx ← dy · W[start..start+len, :]ᵀ`, `dx: [N, len]`. Saves the work for input columns
+    /// that need no gradient (e.g. the data part of `[x − x̄, ζ1]`, algorithms §2.1).
+    ///
+    /// # Panics
+    /// If the column range exceeds the input width or `dy` has the wrong width.
+    pub fn input_grad_cols(&self, dy: &Mat, start: usize, len: usize, dx: &mut Mat) {
+        assert_eq!(dy.ncols(), self.n_out(), "Dense::input_grad: dy width");
+        assert!(
+            start + len <= self.n_in(),
+            "Dense::input_grad: column range"
+        );
+        ensure_shape(dx, dy.nrows(), len);
+        matmul_nt(dy, &self.w.rows(start, len), dx);
+    }
+
+    /// [`Dense::backward_params`], then the input gradient into `dx` if asked for.
+    pub fn backward<S: RawStorage<f32, Dyn, Dyn>>(
+        &mut self,
+        x: &Matrix<f32, Dyn, Dyn, S>,
+        dy: &Mat,
+        dx: Option<&mut Mat>,
+    ) {
+        self.backward_params(x, dy);
+        if let Some(dx) = dx {
+            self.input_grad(dy, dx);
+        }
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_params(&self) -> usize {
+        self.w.len() + self.b.len()
+    }
+}
+
+impl Trainable for Dense {
+    fn collect_params<'a>(&'a mut self, out: &mut Vec<ParamMut<'a>>) {
+        out.push(ParamMut::new(
+            "kernel",
+            self.w.as_mut_slice(),
+            self.dw.as_mut_slice(),
+            true,
+        ));
+        out.push(ParamMut::new("bias", &mut self.b, &mut self.db, false));
+    }
+}
+
+#[derive(Serialize)]
+struct DenseRef<'a> {
+    w: &'a Mat,
+    b: &'a [f32],
+}
+
+#[derive(Deserialize)]
+struct DenseOwned {
+    w: Mat,
+    b: Vec<f32>,
+}
+
+impl Serialize for Dense {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DenseRef {
+            w: &self.w,
+            b: &self.b,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dense {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let o = DenseOwned::deserialize(d)?;
+        Dense::from_params(o.w, o.b).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::testutil::{check_close, fd_grad, rand_mat};
+
+    fn loss(y: &Mat, c: &Mat) -> f64 {
+        y.iter()
+            .zip(c.iter())
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum()
+    }
+
+    #[test]
+    fn forward_matches_naive() {
+        let mut rng = gumbolt_core::rng::root_rng(1);
+        let mut d = Dense::new(5, 3, &mut rng).unwrap();
+        d.bias_mut().copy_from_slice(&[0.5, -1.0, 2.0]);
+        let x = rand_mat(4, 5, 2);
+        let mut y = Mat::zeros(0, 0);
+        d.forward(&x, &mut y);
+        let want = &x * d.weights() + Mat::from_fn(4, 3, |_, j| d.bias()[j]);
+        assert!((&y - want).abs().max() < 1e-6);
+        // Also through a (strided) view of a wider matrix.
+        let big = rand_mat(4, 9, 3);
+        let v = big.columns(2, 5);
+        d.forward(&v, &mut y);
+        let want = v * d.weights() + Mat::from_fn(4, 3, |_, j| d.bias()[j]);
+        assert!((&y - want).abs().max() < 1e-6);
+    }
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        let mut rng = gumbolt_core::rng::root_rng(4);
+        let mut d = Dense::new(5, 3, &mut rng).unwrap();
+        d.bias_mut().copy_from_slice(&[0.1, -0.2, 0.3]);
+        let x = rand_mat(6, 5, 5);
+        let c = rand_mat(6, 3, 6);
+        let mut y = Mat::zeros(0, 0);
+        d.forward(&x, &mut y);
+        let mut dx = Mat::zeros(0, 0);
+        d.backward(&x, &c, Some(&mut dx)); // ∂(Σ c⊙y)/∂y = c
+        // Parameters.
+        let base = d.clone();
+        for k in 0..2 {
+            let analytic: Vec<f32> = if k == 0 {
+                d.grad_weights().as_slice().to_vec()
+            } else {
+                d.grad_bias().to_vec()
+            };
+            let fd = fd_grad(analytic.len(), 1e-2, |i, h| {
+                let mut p = base.clone();
+                p.params_mut()[k].value[i] += h;
+                let mut y = Mat::zeros(0, 0);
+                p.forward(&x, &mut y);
+                loss(&y, &c)
+            });
+            check_close(&analytic, &fd, 1e-3, 1e-3, if k == 0 { "dW" } else { "db" });
+        }
+        // Input.
+        let fd = fd_grad(x.len(), 1e-2, |i, h| {
+            let mut xp = x.clone();
+            xp.as_mut_slice()[i] += h;
+            let mut y = Mat::zeros(0, 0);
+            base.forward(&xp, &mut y);
+            loss(&y, &c)
+        });
+        check_close(dx.as_slice(), &fd, 1e-3, 1e-3, "dX");
+        // Partial input gradient = the matching columns of the full one.
+        let mut part = Mat::zeros(0, 0);
+        d.input_grad_cols(&c, 1, 3, &mut part);
+        assert_eq!(part, dx.columns(1, 3).into_owned());
+    }
+
+    #[test]
+    fn gradients_accumulate_and_serde_roundtrips() {
+        let mut rng = gumbolt_core::rng::root_rng(8);
+        let mut d = Dense::new(3, 2, &mut rng).unwrap();
+        let x = rand_mat(4, 3, 9);
+        let dy = rand_mat(4, 2, 10);
+        d.backward_params(&x, &dy);
+        let once = d.grad_weights().clone();
+        d.backward_params(&x, &dy);
+        assert!((d.grad_weights() - &once * 2.0).abs().max() < 1e-6);
+        d.zero_grad();
+        assert!(d.grad_weights().iter().all(|&g| g == 0.0));
+        let json = serde_json::to_string(&d).unwrap();
+        let back: Dense = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+        assert!(Dense::from_params(Mat::zeros(2, 3), vec![0.0; 2]).is_err());
+        assert!(Dense::new(0, 3, &mut rng).is_err());
+        let mut v = serde_json::to_value(&d).unwrap();
+        v["b"] = serde_json::json!([0.0]);
+        let e = serde_json::from_value::<Dense>(v).unwrap_err();
+        assert!(e.to_string().contains("bias of length 2"), "{e}");
+    }
+}
