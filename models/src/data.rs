@@ -10,6 +10,20 @@
 //! 10 000 split is the MNIST data of the GumBolt paper and the reference code (algorithms §9
 //! "Data"); [`load_binarized_mnist`] loads it and checks the split sizes.
 //!
+//! # OMNIGLOT
+//!
+//! 28×28 OMNIGLOT with the paper's protocol (algorithms §9 "Data", §10 item 11): the last
+//! 1 345 of the 24 345 training images validate, training images are re-binarised for every
+//! minibatch ([`Dataset::gather_binarized_into`], [`binarize_into`]), validation and test
+//! images are binarised once with seed 1. Two sources give the same [`OmniglotSplits`]:
+//!
+//! - [`load_omniglot_rebuilt`] / [`load_bundled_omniglot`]: the rebuild vendored in
+//!   `data/omniglot_rebuilt/` (results must be labelled "OMNIGLOT (rebuilt)"; not comparable
+//!   with the paper's OMNIGLOT column, see `data/README.md`);
+//! - [`load_omniglot_mat`]: Burda et al.'s `chardata.mat` (the paper's data, not vendored),
+//!   read by the MATLAB v5 reader of [`matfile`]; its column-major images are transposed to
+//!   the row-major layout below.
+//!
 //! # Layout
 //!
 //! A [`Dataset`] stores its images **row-major** in one `Vec<f32>` (`n × dim`, image `i` is the
@@ -32,7 +46,21 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use gumbolt_core::Mat;
 use nalgebra::DMatrixView;
+use rand::Rng;
 use thiserror::Error;
+
+pub mod matfile;
+pub mod omniglot;
+#[cfg(test)]
+mod testutil;
+
+pub use omniglot::{
+    OMNIGLOT_EVAL_SEED, OMNIGLOT_N_ALPHABETS, OMNIGLOT_TEST_SIZE, OMNIGLOT_TRAIN_SIZE,
+    OMNIGLOT_VALID_SIZE, OmniglotFixedSplits, OmniglotProtocol, OmniglotSplits, binarize_dataset,
+    binarize_in_place, binarize_into, load_bundled_omniglot, load_omniglot_mat,
+    load_omniglot_mat_with, load_omniglot_rebuilt, load_omniglot_rebuilt_fixed,
+    load_omniglot_rebuilt_with, omniglot_rebuilt_dir,
+};
 
 /// Number of pixels of a 28×28 MNIST / OMNIGLOT image.
 pub const MNIST_DIM: usize = 784;
@@ -113,6 +141,10 @@ pub enum DataError {
         value: f32,
     },
     /// Grey-level data holds a value outside `[0, 1]` (or NaN).
+    ///
+    /// For a matrix read from a MAT-file ([`load_omniglot_mat`]), `line` is the 1-based image
+    /// (the column of the MATLAB matrix) and `column` the 1-based row of that matrix (the pixel
+    /// in the file's column-major order, before the transposition to row-major).
     #[error("{}:{line}: value {column} is {value}, but grey levels must lie in [0, 1]", .path.display())]
     OutOfRange {
         /// The file.
@@ -144,6 +176,116 @@ pub enum DataError {
     /// number of images).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The file is not a MATLAB Level 5 (v5 / v6 / v7) MAT-file: too short for its 128-byte
+    /// header, no `IM`/`MI` endian indicator, or another header version (MAT v7.3 files are
+    /// HDF5 files and are not supported; see [`matfile`]).
+    #[error("{} is not a MATLAB v5 MAT-file: {reason}", .path.display())]
+    NotMat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the header.
+        reason: String,
+    },
+    /// The MAT-file ends inside the element (variable) that starts at byte `offset`.
+    #[error(
+        "{} is truncated: the MAT-file element at byte {offset} needs {needed} bytes, but only \
+         {available} remain",
+        .path.display()
+    )]
+    MatTruncated {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the top-level element.
+        offset: u64,
+        /// Bytes the element needs (its 8-byte tag included).
+        needed: u64,
+        /// Bytes left in the file from `offset`.
+        available: u64,
+    },
+    /// A MAT-file element is inconsistent: sub-element sizes or types that do not fit, a data
+    /// size that does not match the dimensions, corrupt zlib data in a compressed element.
+    #[error("{}: malformed MAT-file element at byte {offset}: {reason}", .path.display())]
+    MatCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the top-level element concerned.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A requested MAT-file variable is not a real 2-D numeric matrix (a char array, cell,
+    /// struct, sparse or complex matrix, an N-D array, ...).
+    #[error("{}: variable `{name}` cannot be read: {reason}", .path.display())]
+    MatUnsupported {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        name: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// A requested variable is not in the MAT-file.
+    #[error(
+        "{}: no variable `{name}` (the file holds: {})",
+        .path.display(),
+        display_names(.available)
+    )]
+    MissingKey {
+        /// The file.
+        path: PathBuf,
+        /// The missing variable.
+        name: String,
+        /// The names of the variables the file does hold, in file order.
+        available: Vec<String>,
+    },
+    /// A matrix has the wrong shape (`None` in `expected_*`: any size is accepted).
+    #[error(
+        "{}: variable `{name}` is {rows}×{cols}, expected {}×{}",
+        .path.display(),
+        display_dim(.expected_rows),
+        display_dim(.expected_cols)
+    )]
+    WrongShape {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        name: String,
+        /// Rows expected, if fixed.
+        expected_rows: Option<usize>,
+        /// Columns expected, if fixed.
+        expected_cols: Option<usize>,
+        /// Rows found.
+        rows: usize,
+        /// Columns found.
+        cols: usize,
+    },
+    /// A class label is invalid: not below the number of classes, not a one-hot column, or
+    /// an empty class name. `index` is the 1-based line of a text file, or the 1-based image
+    /// (column) of a one-hot MAT-file matrix.
+    #[error("{}: label {index}: {reason}", .path.display())]
+    BadLabel {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line or image.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn display_names(names: &[String]) -> String {
+    if names.is_empty() {
+        return "no variable".into();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn display_dim(d: &Option<usize>) -> String {
+    d.map_or_else(|| "any".into(), |d| d.to_string())
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
@@ -308,6 +450,33 @@ impl Dataset {
         }
     }
 
+    /// [`Dataset::gather_into`] followed by an independent Bernoulli draw per value with the
+    /// gathered grey level as probability ([`binarize_in_place`] on `out`'s column-major
+    /// storage): the per-minibatch dynamic binarisation of OMNIGLOT's training images
+    /// (algorithms §10 item 11).
+    ///
+    /// ```
+    /// use gumbolt_models::data::Dataset;
+    /// let grey = Dataset::from_row_major(vec![0.0, 1.0, 0.5, 0.25], 2).unwrap();
+    /// let mut rng = gumbolt_core::rng::root_rng(3);
+    /// let mut x = gumbolt_core::Mat::zeros(0, 0);
+    /// grey.gather_binarized_into(&[1, 0], &mut rng, &mut x);
+    /// assert_eq!(x.shape(), (2, 2));
+    /// assert_eq!((x[(1, 0)], x[(1, 1)]), (0.0, 1.0)); // grey levels 0 and 1 are kept
+    /// ```
+    ///
+    /// # Panics
+    /// If an index is `>= n`.
+    pub fn gather_binarized_into<R: Rng + ?Sized>(
+        &self,
+        indices: &[usize],
+        rng: &mut R,
+        out: &mut Mat,
+    ) {
+        self.gather_into(indices, out);
+        binarize_in_place(out.as_mut_slice(), rng);
+    }
+
     /// The images `indices` as a new `[B, dim]` matrix (see [`Dataset::gather_into`]).
     pub fn gather(&self, indices: &[usize]) -> Mat {
         let mut out = Mat::zeros(0, 0);
@@ -429,6 +598,31 @@ pub fn load_bundled_mnist() -> Result<MnistSplits, DataError> {
     load_binarized_mnist(binarized_mnist_dir())
 }
 
+/// The metadata of `path`, which must be an existing regular file (symbolic links followed):
+/// [`DataError::Missing`], [`DataError::NotAFile`] or [`DataError::Io`] otherwise.
+pub(crate) fn open_regular_file(path: &Path) -> Result<std::fs::Metadata, DataError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(DataError::Missing {
+                tried: vec![path.to_path_buf()],
+            });
+        }
+        Err(source) => {
+            return Err(DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if !meta.is_file() {
+        return Err(DataError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(meta)
+}
+
 /// `dir/stem.amat` if it exists, else `dir/stem.amat.gz` if it exists, else `Missing`.
 fn find_split(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
     let candidates = [
@@ -471,25 +665,7 @@ pub fn load_amat(path: impl AsRef<Path>, spec: &AmatSpec) -> Result<Dataset, Dat
             "image dimension must be positive".into(),
         ));
     }
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(DataError::Missing {
-                tried: vec![path.to_path_buf()],
-            });
-        }
-        Err(source) => {
-            return Err(DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    if !meta.is_file() {
-        return Err(DataError::NotAFile {
-            path: path.to_path_buf(),
-        });
-    }
+    open_regular_file(path)?;
     let io_err = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
