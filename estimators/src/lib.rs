@@ -1,1 +1,28 @@
-//! Gradient estimators for discrete latent variables (Gumbel relaxation, REINFORCE, spike-and-exponential, overlapping exponentials)
+//! # gumbolt-estimators
+//!
+//! The approximating posterior of the gumbolt toolkit and the gradient estimators that turn
+//! its logits into samples and carry the loss gradient back to the logits (Khoshaman & Amin,
+//! *GumBolt*, NeurIPS 2018, §2.2 and §3.1).
+//!
+//! | item | what | core trait |
+//! |---|---|---|
+//! | [`BernoulliPosterior`] | factorial Bernoulli layer: `log q(z|l) = Σ[z·l − softplus(l)]`, score `z − σ(l)`; at relaxed ζ the same formula is GumBolt's `log q̌(ζ|x)` (GB text after Eq. 8) | [`Posterior`](gumbolt_core::Posterior) |
+//! | [`GumbelRelaxation`] | `ζ = σ((l + logit ρ)/τ)` (GB Eq. 2), pathwise backward `∂ζ/∂l = ζ(1−ζ)/τ` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`Discrete`] | the τ = 0 limit, `z = 1[l + logit ρ > 0]` (GB §2.2, Gumbel form), used at evaluation | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`kernels`] | vectorisable f32 `softplus`, `σ`, `log1p` | |
+//!
+//! Matrices are `[N, n]` f32 (rows are samples, columns units); per-row log-probabilities
+//! are accumulated in f64. Uniform noise ρ is clamped to `[1e-6, 1 − 1e-6]` before `logit`
+//! (algorithms §2.1 \[REC\]); [`Discrete`] and [`GumbelRelaxation`] use the *same* clamped
+//! `logit ρ`, so at a fixed ρ the relaxation converges to exactly the discrete sample as
+//! τ → 0 (algorithms §8 T3).
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod gumbel;
+pub mod kernels;
+pub mod posterior;
+
+pub use error::{EstimatorError, Result};
+pub use gumbel::{Discrete, GumbelRelaxation, NOISE_CLAMP, noise_logit};
+pub use posterior::BernoulliPosterior;

@@ -13,8 +13,18 @@
 //!   reference's TF1 ε-hat form and coupled weight decay, and the [`nn::ParamMut`] view through
 //!   which one optimiser updates every tensor of a model.
 //!
-//! The GumBolt model itself (algorithms §2) will live in further modules of this crate.
+//! - [`gumbolt`]: the GumBolt model (GB §3.1 Eq. 9; algorithms §2): the relaxed importance-
+//!   weighted objective with its hand-written backward pass, the training step (PCD, KL
+//!   annealing, Adam with the paper's schedule), the discrete objective at τ = 0 and the
+//!   S-sample log-likelihood estimator.
+//!
+//! - [`train`]: the training loop of GB §5.1 ([`train::Trainer`]) with monitoring of F_k and
+//!   L_k (GB Fig. 2b), atomic checkpoints and bit-exact resumption.
+//! - [`checkpoint`]: the versioned, checksummed checkpoint container.
+//! - [`eval`]: `log Z` (PT + bridge sampling, AIS, exact), the multi-threaded S-sample test
+//!   log-likelihood at τ = 0, and generation.
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod gumbolt;
 pub mod nn;

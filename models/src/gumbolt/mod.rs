@@ -1,0 +1,43 @@
+//! GumBolt: a VAE with a Boltzmann-machine prior trained through the Gumbel relaxation
+//! (Khoshaman & Amin, NeurIPS 2018; algorithms §2).
+//!
+//! | item | role | paper |
+//! |---|---|---|
+//! | [`GumBolt`] | the model: encoders, decoder, prior, forward/backward, training step, evaluation | GB §3.1 Eq. 9, §5.1 |
+//! | [`GumBoltRbm`], [`GumBoltNw`] | RBM prior with PCD; factorial prior with exact `log Z` (GumBolt-nW) | GB §5.1, Table 2 |
+//! | [`GumBoltConfig`], [`Structure`] | `linear`, `nonlinear`, `linear2`, `nonlinear2` and hyper-parameters | GB Table 1, algorithms §9 |
+//! | [`TrainConfig`], [`LrSchedule`] | T, learning-rate decay, KL annealing, Adam | GB §5.1, algorithms §2.3 |
+//! | [`TrainablePrior`], [`PartitionGradient`] | what the model needs of a prior and of its `∇ log Z` | GB Eq. 6 |
+//! | [`Noise`] | the uniform ρ of GB Eq. 2, explicit so losses can be made deterministic | |
+//!
+//! ```no_run
+//! use gumbolt_models::data::load_bundled_mnist;
+//! use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Structure};
+//! use gumbolt_samplers::PcdConfig;
+//! let data = load_bundled_mnist().unwrap();
+//! let config = GumBoltConfig::new(Structure::Nonlinear).with_iterations(1000);
+//! let pcd = PcdConfig::default().chains(100).sweeps(200);
+//! let mut model = GumBolt::with_pcd(config, &data.train.pixel_means(), pcd).unwrap();
+//! let idx: Vec<usize> = (0..100).collect();
+//! let stats = model.train_step(&data.train.gather(&idx), 0).unwrap();
+//! println!("loss {}", stats.parts.loss);
+//! ```
+
+pub mod config;
+pub mod error;
+mod kernels;
+pub mod model;
+pub mod prior;
+
+pub use config::{GumBoltConfig, LrSchedule, Structure, TrainConfig};
+pub use error::{ModelError, Result};
+pub use model::{
+    GumBolt, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives, StepStats,
+};
+pub use prior::{
+    ExactPartitionGradient, FixedSamples, ParamGroup, PartitionGradient, SampledPartition,
+    TrainablePrior,
+};
+
+#[cfg(test)]
+mod tests;

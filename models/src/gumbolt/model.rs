@@ -1,0 +1,1053 @@
+//! The GumBolt model: networks, prior, the relaxed objective of GB Eq. 9 with its hand-written
+//! backward pass (algorithms §2.1–§2.2), and the training step (§2.3, §9).
+
+use gumbolt_core::numerics::LogSumExp;
+use gumbolt_core::prior::Parametric;
+use gumbolt_core::rng::{StreamRng, fill_uniform, root_rng};
+use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat, Posterior};
+use gumbolt_estimators::{BernoulliPosterior, Discrete, GumbelRelaxation};
+use gumbolt_priors::{FactorialBernoulli, Rbm};
+use gumbolt_samplers::{Pcd, PcdConfig};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::config::GumBoltConfig;
+use super::error::{ModelError, Result, ensure};
+use super::kernels::{bernoulli_log_lik, repeat_rows, sum_row_groups, sum_squares};
+use super::prior::{ExactPartitionGradient, PartitionGradient, SampledPartition, TrainablePrior};
+use crate::nn::{Adam, Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
+
+/// Uniform noise ρ for every stochastic layer: one `[N, latent_units]` matrix per layer, with
+/// `N = B·k` rows (the k samples of image b are rows `b·k .. b·k + k`).
+///
+/// Passing the same `Noise` twice gives the same samples, which makes the loss deterministic
+/// (finite-difference tests) and lets the relaxed and discrete objectives be compared at equal
+/// ρ (algorithms §8 T3).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Noise {
+    layers: Vec<Mat>,
+}
+
+impl Noise {
+    /// Draws uniforms on (0, 1) for `layers` layers of `[rows, units]`, layer by layer
+    /// (column-major within a layer).
+    pub fn draw<R: Rng + ?Sized>(rng: &mut R, rows: usize, layers: usize, units: usize) -> Self {
+        let mut n = Noise::default();
+        n.refill(rng, rows, layers, units);
+        n
+    }
+
+    /// Noise from given matrices (entries in (0, 1); they are clamped to
+    /// `[1e-6, 1 − 1e-6]` before use).
+    pub fn from_layers(layers: Vec<Mat>) -> Self {
+        Self { layers }
+    }
+
+    /// The matrices, one per stochastic layer.
+    pub fn layers(&self) -> &[Mat] {
+        &self.layers
+    }
+
+    /// Rows `N = B·k` (0 when empty).
+    pub fn rows(&self) -> usize {
+        self.layers.first().map_or(0, |m| m.nrows())
+    }
+
+    fn refill<R: Rng + ?Sized>(&mut self, rng: &mut R, rows: usize, layers: usize, units: usize) {
+        self.layers.resize_with(layers, || Mat::zeros(0, 0));
+        for m in &mut self.layers {
+            ensure_shape(m, rows, units);
+            fill_uniform(rng, m.as_mut_slice());
+        }
+    }
+}
+
+/// The terms of one evaluation of the training loss (all means over the B images of the batch;
+/// per-sample terms are weighted by the normalised importance weights w̃ of each image).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossParts {
+    /// The loss that was differentiated:
+    /// `−(1/B) Σ_b [logsumexp_i log w_bi − log k] + β·S_Z + R_wd` (algorithms §2.1 step 8).
+    /// Its value contains the surrogate `S_Z`, not `log Z` (for PCD).
+    pub loss: f64,
+    /// `(1/B) Σ_b [logsumexp_i log w_bi − log k]`: the annealed relaxed objective F_k (GB Eq. 9)
+    /// without its `−β log Z` term.
+    pub objective: f64,
+    /// `Σ_i w̃ log p(x|ζ)`: the reconstruction term.
+    pub log_px_given_zeta: f64,
+    /// `Σ_i w̃ (−E(ζ))`: the unnormalised prior term at relaxed points (GB Eq. 7).
+    pub neg_energy: f64,
+    /// `Σ_i w̃ log q̌(ζ|x)`: the Bernoulli "pmf" at relaxed points (GB text after Eq. 8).
+    pub log_q: f64,
+    /// The value of the `log Z` surrogate (`S_Z` for sampled negative phases, the exact
+    /// `log Z` for [`ExactPartitionGradient`]).
+    pub log_z_surrogate: f64,
+    /// The weight-decay term `λ·½Σ‖θ‖²` over kernels, BN γ and the RBM W.
+    pub weight_decay: f64,
+    /// Mean effective sample size `1/Σ_i w̃²` (1 for k = 1, up to k).
+    pub effective_samples: f64,
+    /// The KL-annealing coefficient β used (algorithms §2.3).
+    pub beta: f64,
+}
+
+/// What [`GumBolt::train_step`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// The iteration t (from 0).
+    pub iteration: u64,
+    /// The learning rate used.
+    pub learning_rate: f64,
+    /// The loss and its terms, before the update.
+    pub parts: LossParts,
+}
+
+/// Per-image importance-weighted estimates of `log p(x)` (Burda et al. 2015; GB §5.1
+/// "4000-sample estimation"; algorithms §2.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IwEstimate {
+    /// `log p̂(x) = logsumexp_s(log w_s) − log S − log Ẑ` per image.
+    pub log_px: Vec<f64>,
+    /// Delta-method standard error of each `log p̂(x)`: `sd(w)/(√S·mean(w))`, from the sample
+    /// moments of the weights (it ignores the error of `log Ẑ`).
+    pub std_err: Vec<f64>,
+    /// Number of samples S per image.
+    pub samples: usize,
+}
+
+impl IwEstimate {
+    /// The mean of `log p̂(x)` over the images (minus it is the reported NLL).
+    pub fn mean(&self) -> f64 {
+        self.log_px.iter().sum::<f64>() / self.log_px.len().max(1) as f64
+    }
+}
+
+/// The relaxed (GB Eq. 2) and discrete (τ = 0) objectives of the same noise, averaged over a
+/// batch (GB Fig. 2b; algorithms §2.4 "Monitoring").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Objectives {
+    /// Mean relaxed objective F_k (GB Eq. 9) at the model's τ.
+    pub relaxed: f64,
+    /// Mean discrete objective L_k (GB Eq. 5).
+    pub discrete: f64,
+}
+
+/// How the forward pass turns logits into samples.
+#[derive(Debug, Clone, Copy)]
+enum Sampling {
+    Relaxed(GumbelRelaxation),
+    Discrete,
+}
+
+impl Sampling {
+    fn sample(&self, logits: &Mat, noise: &Mat, out: &mut Mat) {
+        match self {
+            Sampling::Relaxed(r) => r.sample_into(logits, noise, out),
+            Sampling::Discrete => Discrete.sample_into(logits, noise, out),
+        }
+    }
+}
+
+/// How one forward pass runs.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    sampling: Sampling,
+    mode: Mode,
+    /// KL-annealing coefficient β of the log-weights.
+    beta: f64,
+    /// Whether the backward pass will follow (then the decoder's `x − σ(o)` is kept).
+    train: bool,
+}
+
+impl Pass {
+    /// Evaluation: batch norm in inference mode, β = 1.
+    fn eval(sampling: Sampling) -> Self {
+        Self {
+            sampling,
+            mode: Mode::Inference,
+            beta: 1.0,
+            train: false,
+        }
+    }
+}
+
+/// Buffers of the last forward pass, reused across iterations.
+#[derive(Debug, Clone, Default)]
+struct Workspace {
+    /// Centred input `x − x̄` (`[B, D]`).
+    xc: Mat,
+    /// Logits of every stochastic layer (`[N, u]`; layer 1 repeated k times).
+    logits: Vec<Mat>,
+    /// Samples of every stochastic layer (`[N, u]`).
+    zeta: Vec<Mat>,
+    /// `[ζ1, ζ2]` (`[N, L·u]`): decoder input and prior argument.
+    zeta_all: Mat,
+    /// `x − σ(o)` of the decoder output (training only).
+    dout: Mat,
+    log_px: Vec<f64>,
+    neg_e: Vec<f64>,
+    log_q: Vec<f64>,
+    log_w: Vec<f64>,
+    /// Normalised importance weights w̃ per row.
+    wt: Vec<f64>,
+    /// `∂loss/∂log w` per row.
+    g: Vec<f32>,
+    dzeta: Mat,
+    egrad: Mat,
+    dz_layer: Mat,
+    dl: Mat,
+    score: Mat,
+    dl1: Mat,
+    noise: Noise,
+    /// (B, k) of the last forward pass.
+    shape: (usize, usize),
+}
+
+/// GumBolt (Khoshaman & Amin 2018): a VAE with a Boltzmann-machine prior trained through the
+/// Gumbel relaxation of its binary latent units (GB §3.1, Eq. 9).
+///
+/// - **Encoder** (GB §5.1): one MLP per stochastic layer; layer 1 sees `x − x̄`, layer 2 (L = 2)
+///   sees `[x − x̄, ζ1]` (hierarchical posterior `q(z1|x) q(z2|z1,x)`). Each outputs the logits
+///   `l` of a 200-unit factorial Bernoulli layer.
+/// - **Relaxation** (GB Eq. 2): `ζ = σ((l + logit ρ)/τ)`, τ = 1/7 in training.
+/// - **Decoder**: an MLP from `[ζ1, ζ2]` (200·L units) to the logits `o = g(ζ) + x_bias` of a
+///   Bernoulli image model; `x_bias = logit(clip(x̄, 1e-3, 0.999))` is fixed and the last dense
+///   layer has its own trainable bias (algorithms §2.1 step 4, §10.1).
+/// - **Prior** `P`: an [`Rbm`] (GumBolt; 100×100 for L = 1, 200×200 for L = 2) or a
+///   [`FactorialBernoulli`] (GumBolt-nW, GB Table 2), evaluated at the relaxed ζ (GB Eq. 7).
+/// - **log Z gradient** `G` (GB Eq. 6): PCD samples ([`SampledPartition`]) or exact
+///   ([`ExactPartitionGradient`]).
+///
+/// The training objective with k importance samples (rows of one image consecutive) is
+/// `F_k = logsumexp_i(log w_i) − log k − β log Z` with
+/// `log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x))` (GB Eq. 9 with KL annealing β, algorithms
+/// §2.1, §2.3), `log q̌(ζ|x) = Σ[ζ l − softplus(l)]`. Its gradient is computed by hand
+/// (algorithms §2.2; see [`GumBolt::loss_and_grad`]).
+///
+/// Evaluation sets τ = 0 (discrete `z = 1[l + logit ρ > 0]`, layer 2 fed the binary z1) and
+/// runs batch norm in inference mode (GB §3.1, algorithms §2.4).
+#[derive(Debug, Clone)]
+pub struct GumBolt<P, G> {
+    config: GumBoltConfig,
+    x_mean: Vec<f32>,
+    x_bias: Vec<f32>,
+    encoders: Vec<Mlp>,
+    decoder: Mlp,
+    prior: P,
+    prior_grad: Vec<f32>,
+    partition: G,
+    relax: GumbelRelaxation,
+    adam: Adam,
+    rng: StreamRng,
+    ws: Workspace,
+}
+
+/// GumBolt with an RBM prior trained by PCD (GB §3.1, §5.1).
+pub type GumBoltRbm = GumBolt<Rbm, SampledPartition<Pcd>>;
+
+/// GumBolt-nW: couplings W ≡ 0 throughout training, i.e. a factorial Bernoulli prior with the
+/// exact `log Z` gradient `σ(h)` (GB Table 2; algorithms §2.5).
+pub type GumBoltNw = GumBolt<FactorialBernoulli, ExactPartitionGradient>;
+
+impl GumBolt<Rbm, SampledPartition<Pcd>> {
+    /// GumBolt with a zero-initialised RBM of sides [`GumBoltConfig::rbm_sides`] (algorithms §1)
+    /// and a PCD negative phase (GB §5.1: 200 sweeps).
+    ///
+    /// # Errors
+    /// As [`GumBolt::new`], or an invalid PCD configuration.
+    pub fn with_pcd(config: GumBoltConfig, pixel_means: &[f32], pcd: PcdConfig) -> Result<Self> {
+        ensure(config.latent_dim() >= 2, "latent_units", || {
+            "an RBM needs at least two latent units".into()
+        })?;
+        let (n1, n2) = config.rbm_sides();
+        let pcd = Pcd::new(pcd)?;
+        Self::new(
+            config,
+            pixel_means,
+            Rbm::zeros(n1, n2),
+            SampledPartition::new(pcd),
+        )
+    }
+}
+
+impl GumBolt<FactorialBernoulli, ExactPartitionGradient> {
+    /// GumBolt-nW with a zero-initialised factorial prior over `L·latent_units` units.
+    ///
+    /// # Errors
+    /// As [`GumBolt::new`].
+    pub fn nw(config: GumBoltConfig, pixel_means: &[f32]) -> Result<Self> {
+        let n = config.latent_dim();
+        Self::new(
+            config,
+            pixel_means,
+            FactorialBernoulli::zeros(n),
+            ExactPartitionGradient::new(),
+        )
+    }
+}
+
+fn shape_err(context: &'static str, expected: String, got: String) -> ModelError {
+    ModelError::Shape {
+        context,
+        expected,
+        got,
+    }
+}
+
+impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
+    /// A freshly initialised model (dense kernels: variance-scaling truncated normal; biases 0;
+    /// BN γ = 1, β = 0) with the given prior and negative phase.
+    ///
+    /// `pixel_means` is x̄, the per-pixel mean of the training images: the encoder input is
+    /// centred with it and the decoder's fixed offset is `logit(clip(x̄, 1e-3, 0.999))`.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] for an invalid configuration, pixel means outside [0, 1], or
+    /// a prior whose size is not `L·latent_units`.
+    pub fn new(config: GumBoltConfig, pixel_means: &[f32], prior: P, partition: G) -> Result<Self> {
+        config.validate()?;
+        let d = config.pixels;
+        ensure(pixel_means.len() == d, "pixel_means", || {
+            format!("expected {d} values, got {}", pixel_means.len())
+        })?;
+        ensure(
+            pixel_means.iter().all(|m| (0.0..=1.0).contains(m)),
+            "pixel_means",
+            || "every mean must lie in [0, 1]".into(),
+        )?;
+        let n_lat = config.latent_dim();
+        ensure(prior.num_units() == n_lat, "prior", || {
+            format!(
+                "the prior has {} units, the model {} (L·latent_units)",
+                prior.num_units(),
+                n_lat
+            )
+        })?;
+        let groups: usize = prior.param_groups().iter().map(|g| g.len).sum();
+        ensure(groups == prior.params().len(), "prior", || {
+            "parameter groups do not cover the parameter vector".into()
+        })?;
+        let mut init = root_rng(config.seed);
+        let mut noise_rng = init.clone();
+        noise_rng.jump();
+        let hidden = vec![config.hidden_units; config.hidden_layers];
+        let u = config.latent_units;
+        let net = |input: usize, output: usize, rng: &mut StreamRng| {
+            MlpConfig::new(input, hidden.clone(), output)
+                .with_batch_norm(config.batch_norm)
+                .build(rng)
+        };
+        let mut encoders = vec![net(d, u, &mut init)?];
+        if config.layers() == 2 {
+            encoders.push(net(d + u, u, &mut init)?);
+        }
+        let decoder = net(n_lat, d, &mut init)?;
+        let x_bias = pixel_means
+            .iter()
+            .map(|&m| gumbolt_core::numerics::logit((m as f64).clamp(1e-3, 0.999)) as f32)
+            .collect();
+        Ok(Self {
+            relax: GumbelRelaxation::new(config.tau)?,
+            adam: Adam::new(config.train.adam)?,
+            prior_grad: vec![0.0; prior.params().len()],
+            x_mean: pixel_means.to_vec(),
+            x_bias,
+            encoders,
+            decoder,
+            prior,
+            partition,
+            rng: noise_rng,
+            ws: Workspace::default(),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GumBoltConfig {
+        &self.config
+    }
+
+    /// The prior.
+    pub fn prior(&self) -> &P {
+        &self.prior
+    }
+
+    /// Mutable prior (e.g. to load parameters).
+    pub fn prior_mut(&mut self) -> &mut P {
+        &mut self.prior
+    }
+
+    /// The accumulated `∂loss/∂θ` of the prior (layout of its parameters) from the last
+    /// [`GumBolt::loss_and_grad`].
+    pub fn prior_grad(&self) -> &[f32] {
+        &self.prior_grad
+    }
+
+    /// The negative phase.
+    pub fn partition(&self) -> &G {
+        &self.partition
+    }
+
+    /// Mutable negative phase (e.g. to reach the PCD chains).
+    pub fn partition_mut(&mut self) -> &mut G {
+        &mut self.partition
+    }
+
+    /// The prior and mutable access to the negative phase at once (e.g. to restore PCD chains,
+    /// which needs the prior's block sizes).
+    pub fn prior_and_partition_mut(&mut self) -> (&P, &mut G) {
+        (&self.prior, &mut self.partition)
+    }
+
+    /// The encoder networks, one per stochastic layer.
+    pub fn encoders(&self) -> &[Mlp] {
+        &self.encoders
+    }
+
+    /// The decoder network.
+    pub fn decoder(&self) -> &Mlp {
+        &self.decoder
+    }
+
+    /// The fixed decoder offset `logit(clip(x̄, 1e-3, 0.999))`.
+    pub fn x_bias(&self) -> &[f32] {
+        &self.x_bias
+    }
+
+    /// The pixel means x̄.
+    pub fn pixel_means(&self) -> &[f32] {
+        &self.x_mean
+    }
+
+    /// The optimiser state.
+    pub fn optimizer(&self) -> &Adam {
+        &self.adam
+    }
+
+    /// Mutable optimiser state (e.g. to restore it from a checkpoint).
+    pub fn optimizer_mut(&mut self) -> &mut Adam {
+        &mut self.adam
+    }
+
+    /// Mutable encoder networks (e.g. to restore batch-norm moving averages).
+    pub fn encoders_mut(&mut self) -> &mut [Mlp] {
+        &mut self.encoders
+    }
+
+    /// Mutable decoder network.
+    pub fn decoder_mut(&mut self) -> &mut Mlp {
+        &mut self.decoder
+    }
+
+    /// The stream of the training noise ρ ([`GumBolt::train_step`] draws from it).
+    pub fn noise_rng(&self) -> &StreamRng {
+        &self.rng
+    }
+
+    /// Replaces the stream of the training noise ρ (e.g. to restore it from a checkpoint).
+    pub fn set_noise_rng(&mut self, rng: StreamRng) {
+        self.rng = rng;
+    }
+
+    /// The logits of every stochastic layer in the last forward pass (`[N, latent_units]`).
+    pub fn last_logits(&self) -> &[Mat] {
+        &self.ws.logits
+    }
+
+    /// The samples (ζ, or binary z at τ = 0) of every layer in the last forward pass.
+    pub fn last_samples(&self) -> &[Mat] {
+        &self.ws.zeta
+    }
+
+    /// The per-row log-weights `log w` of the last forward pass (without `log Z`).
+    pub fn last_log_weights(&self) -> &[f64] {
+        &self.ws.log_w
+    }
+
+    /// Draws training-shaped noise for `rows = B·k` rows from `rng`.
+    pub fn draw_noise<R: Rng + ?Sized>(&self, rng: &mut R, rows: usize) -> Noise {
+        Noise::draw(rng, rows, self.config.layers(), self.config.latent_units)
+    }
+
+    fn check_batch(&self, x: &Mat, context: &'static str) -> Result<()> {
+        if x.ncols() != self.config.pixels || x.nrows() == 0 {
+            return Err(shape_err(
+                context,
+                format!("[B ≥ 1, {}] images", self.config.pixels),
+                format!("[{}, {}]", x.nrows(), x.ncols()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// k from the noise shape, after checking it.
+    fn check_noise(&self, x: &Mat, noise: &Noise, context: &'static str) -> Result<usize> {
+        let b = x.nrows();
+        let (l, u) = (self.config.layers(), self.config.latent_units);
+        let n = noise.rows();
+        let ok = noise.layers.len() == l
+            && n >= b
+            && n.is_multiple_of(b)
+            && noise.layers.iter().all(|m| m.shape() == (n, u));
+        if !ok {
+            return Err(shape_err(
+                context,
+                format!("{l} noise matrices of [B·k, {u}] with B = {b}"),
+                format!(
+                    "{:?}",
+                    noise.layers.iter().map(|m| m.shape()).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        Ok(n / b)
+    }
+
+    /// The forward pass of algorithms §2.1 for `x: [B, D]` with `k = N/B` samples per image:
+    /// fills the workspace (logits, samples, `log p(x|ζ)`, `−E(ζ)`, `log q̌`, `log w`) and, when
+    /// `train`, the decoder's `x − σ(o)`.
+    fn forward(&mut self, x: &Mat, noise: &[Mat], k: usize, pass: Pass) {
+        let Pass {
+            sampling,
+            mode,
+            beta,
+            train,
+        } = pass;
+        let (b, d) = x.shape();
+        let n = b * k;
+        let (l_count, u) = (self.config.layers(), self.config.latent_units);
+        let ws = &mut self.ws;
+        ws.shape = (b, k);
+        ws.logits.resize_with(l_count, || Mat::zeros(0, 0));
+        ws.zeta.resize_with(l_count, || Mat::zeros(0, 0));
+
+        // 1. Centred input x − x̄ (algorithms §2.1 step 1).
+        ensure_shape(&mut ws.xc, b, d);
+        for ((xc_col, x_col), &m) in ws
+            .xc
+            .as_mut_slice()
+            .chunks_exact_mut(b)
+            .zip(x.as_slice().chunks_exact(b))
+            .zip(&self.x_mean)
+        {
+            for (c, &v) in xc_col.iter_mut().zip(x_col) {
+                *c = v - m;
+            }
+        }
+
+        // 2. Layer 1 on the B distinct images, then repeated k times: the repeated rows give
+        // batch norm exactly the same (biased) statistics, so this equals running the encoder on
+        // the N repeated rows (algorithms §10.10) at 1/k of the cost.
+        let l1 = self.encoders[0].forward(&ws.xc, mode);
+        repeat_rows(l1, k, &mut ws.logits[0]);
+        sampling.sample(&ws.logits[0], &noise[0], &mut ws.zeta[0]);
+
+        // 3. Layer 2 on [x − x̄, ζ1] (hierarchical posterior, GB §5.1).
+        if l_count == 2 {
+            let inp = self.encoders[1].input_buffer(n);
+            if k == 1 {
+                inp.columns_mut(0, d).copy_from(&ws.xc);
+            } else {
+                for j in 0..d {
+                    let src = ws.xc.column(j);
+                    let mut dst = inp.column_mut(j);
+                    for (chunk, &v) in dst.as_mut_slice().chunks_exact_mut(k).zip(src.iter()) {
+                        chunk.fill(v);
+                    }
+                }
+            }
+            inp.columns_mut(d, u).copy_from(&ws.zeta[0]);
+            let l2 = self.encoders[1].forward_buffered(mode);
+            ensure_shape(&mut ws.logits[1], n, u);
+            ws.logits[1].copy_from(l2);
+            sampling.sample(&ws.logits[1], &noise[1], &mut ws.zeta[1]);
+        }
+
+        // 4. Decoder on [ζ1, ζ2] and log p(x|ζ) (algorithms §2.1 step 4).
+        ensure_shape(&mut ws.zeta_all, n, l_count * u);
+        for (i, z) in ws.zeta.iter().enumerate() {
+            ws.zeta_all.columns_mut(i * u, u).copy_from(z);
+        }
+        let out = self.decoder.forward(&ws.zeta_all, mode);
+        ws.log_px.resize(n, 0.0);
+        let grad = if train { Some(&mut ws.dout) } else { None };
+        bernoulli_log_lik(out, x, &self.x_bias, k, &mut ws.log_px, grad);
+
+        // 5. −E(ζ) at the relaxed points (GB Eq. 7).
+        ws.neg_e.resize(n, 0.0);
+        self.prior.energy_into(ws.zeta_all.as_view(), &mut ws.neg_e);
+        for e in &mut ws.neg_e {
+            *e = -*e;
+        }
+
+        // 6. log q̌(ζ|x) = Σ_layers Σ_i [ζ l − softplus(l)] (GB text after Eq. 8).
+        ws.log_q.clear();
+        ws.log_q.resize(n, 0.0);
+        for (l, z) in ws.logits.iter().zip(&ws.zeta) {
+            BernoulliPosterior.accumulate_log_prob(l, z, &mut ws.log_q);
+        }
+
+        // 7. log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x)) (GB Eq. 9, annealed, algorithms §2.3).
+        ws.log_w.resize(n, 0.0);
+        for r in 0..n {
+            ws.log_w[r] = ws.log_px[r] + beta * (ws.neg_e[r] - ws.log_q[r]);
+        }
+    }
+
+    /// Per image: `logsumexp_i log w_bi − log k` (max-shifted, f64); fills w̃.
+    fn group_objectives(&mut self) -> Vec<f64> {
+        let (b, k) = self.ws.shape;
+        let ws = &mut self.ws;
+        ws.wt.resize(b * k, 0.0);
+        let log_k = (k as f64).ln();
+        (0..b)
+            .map(|bi| {
+                let lw = &ws.log_w[bi * k..(bi + 1) * k];
+                let m = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let wt = &mut ws.wt[bi * k..(bi + 1) * k];
+                let mut s = 0.0;
+                for (w, &l) in wt.iter_mut().zip(lw) {
+                    *w = (l - m).exp();
+                    s += *w;
+                }
+                for w in wt.iter_mut() {
+                    *w /= s;
+                }
+                m + s.ln() - log_k
+            })
+            .collect()
+    }
+
+    /// One evaluation of the training loss at fixed noise and its full gradient (algorithms
+    /// §2.2), with batch norm in training mode:
+    ///
+    /// 1. the negative phase is prepared with the current θ ([`PartitionGradient::advance`]:
+    ///    PCD sweeps, or the exact gradient);
+    /// 2. forward pass with `ζ = σ((l + logit ρ)/τ)` (GB Eq. 2) and the log-weights of GB Eq. 9;
+    /// 3. backward pass, with `w̃ = softmax_i(log w)` and `∂loss/∂log w_bi = −w̃_bi/B`:
+    ///    - decoder: `∂/∂o = −w̃/B·(x − σ(o))`, back through the decoder to `∂/∂ζ`;
+    ///    - prior θ: `β[−(1/B)Σ w̃ ∇θ(−E(ζ))] + β ∇θ S_Z` — positive minus negative phase
+    ///      (GB Eq. 6);
+    ///    - `∂/∂ζ += −w̃/B·β(∂(−E)/∂ζ − l)` (`∂(−E)/∂ζ1 = a + Wζ2`, `∂(−E)/∂ζ2 = b + Wᵀζ1`);
+    ///    - through the relaxation `∂ζ/∂l = ζ(1−ζ)/τ`, plus the direct logit path of
+    ///      `−β log q̌` at fixed ζ, `β(σ(l) − ζ)`;
+    ///    - L = 2: layer 2's logits depend on ζ1 through its input `[x − x̄, ζ1]`; that
+    ///      gradient is added to `∂/∂ζ1` before layer 1 is processed.
+    ///
+    /// Gradients are written (not accumulated) into the networks' gradient buffers and
+    /// [`GumBolt::prior_grad`]. They exclude the weight decay, which the optimiser adds as
+    /// `λθ` on the flagged tensors; its value is included in [`LossParts::loss`].
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] for a batch or noise of the wrong shape; errors of the negative
+    /// phase.
+    pub fn loss_and_grad(&mut self, x: &Mat, noise: &Noise, beta: f64) -> Result<LossParts> {
+        self.check_batch(x, "GumBolt::loss_and_grad")?;
+        let k = self.check_noise(x, noise, "GumBolt::loss_and_grad")?;
+        self.loss_and_grad_impl(x, noise, k, beta)
+    }
+
+    fn loss_and_grad_impl(
+        &mut self,
+        x: &Mat,
+        noise: &Noise,
+        k: usize,
+        beta: f64,
+    ) -> Result<LossParts> {
+        self.partition.advance(&self.prior)?;
+        let relax = Sampling::Relaxed(self.relax);
+        let pass = Pass {
+            sampling: relax,
+            mode: Mode::Train,
+            beta,
+            train: true,
+        };
+        self.forward(x, &noise.layers, k, pass);
+        let objectives = self.group_objectives();
+        for e in &mut self.encoders {
+            e.zero_grad();
+        }
+        self.decoder.zero_grad();
+        self.backward(&noise.layers, k, beta);
+
+        let weight_decay = {
+            // λ·½ Σ‖θ‖² over the decayed tensors (the value of `nn::weight_decay_loss`).
+            let lambda = self.config.train.adam.weight_decay;
+            let sq: f64 = self
+                .params_mut()
+                .iter()
+                .filter(|p| p.decay)
+                .map(|p| sum_squares(p.value))
+                .sum();
+            0.5 * lambda * sq
+        };
+        let b = x.nrows();
+        let inv_b = 1.0 / b as f64;
+        let ws = &self.ws;
+        let wmean = |v: &[f64]| ws.wt.iter().zip(v).map(|(w, x)| w * x).sum::<f64>() * inv_b;
+        let ess = (0..b)
+            .map(|bi| {
+                1.0 / ws.wt[bi * k..(bi + 1) * k]
+                    .iter()
+                    .map(|w| w * w)
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            * inv_b;
+        let objective = objectives.iter().sum::<f64>() * inv_b;
+        let log_z_surrogate = self.partition.surrogate_value(&self.prior);
+        Ok(LossParts {
+            loss: -objective + beta * log_z_surrogate + weight_decay,
+            objective,
+            log_px_given_zeta: wmean(&ws.log_px),
+            neg_energy: wmean(&ws.neg_e),
+            log_q: wmean(&ws.log_q),
+            log_z_surrogate,
+            weight_decay,
+            effective_samples: ess,
+            beta,
+        })
+    }
+
+    /// The backward pass of algorithms §2.2 (see [`GumBolt::loss_and_grad`]).
+    fn backward(&mut self, noise: &[Mat], k: usize, beta: f64) {
+        let (l_count, u, d) = (
+            self.config.layers(),
+            self.config.latent_units,
+            self.config.pixels,
+        );
+        let Self {
+            ws,
+            encoders,
+            decoder,
+            prior,
+            prior_grad,
+            partition,
+            relax,
+            ..
+        } = self;
+        let (b, _) = ws.shape;
+        let n = b * k;
+        let inv_b = 1.0 / b as f64;
+        let beta32 = beta as f32;
+        // ∂loss/∂log w = −w̃/B.
+        ws.g.clear();
+        ws.g.extend(ws.wt.iter().map(|w| (-w * inv_b) as f32));
+
+        // Decoder: ∂loss/∂o = g·(x − σ(o)).
+        for col in ws.dout.as_mut_slice().chunks_exact_mut(n) {
+            for (v, &g) in col.iter_mut().zip(&ws.g) {
+                *v *= g;
+            }
+        }
+        let dz = decoder.backward(&ws.dout);
+        ensure_shape(&mut ws.dzeta, n, l_count * u);
+        ws.dzeta.copy_from(dz);
+
+        // Prior and log q̌ terms of ∂loss/∂ζ: g·β·(∂(−E)/∂ζ − l).
+        prior.energy_grad_into(ws.zeta_all.as_view(), &mut ws.egrad);
+        let logit_cols = ws.logits.iter().flat_map(|l| l.as_slice().chunks_exact(n));
+        for ((dc, eg), lc) in ws
+            .dzeta
+            .as_mut_slice()
+            .chunks_exact_mut(n)
+            .zip(ws.egrad.as_slice().chunks_exact(n))
+            .zip(logit_cols)
+        {
+            for (((dv, &e), &l), &g) in dc.iter_mut().zip(eg).zip(lc).zip(&ws.g) {
+                *dv += g * beta32 * (-e - l);
+            }
+        }
+
+        // Prior parameters: positive phase Σ_r g_r β ∇θ(−E(ζ_r)), negative phase β ∇θ S_Z.
+        prior_grad.fill(0.0);
+        let weights: Vec<f32> = ws.g.iter().map(|&g| g * beta32).collect();
+        prior.accumulate_neg_energy_grad(ws.zeta_all.as_view(), &weights, prior_grad);
+        partition.accumulate_grad(prior, beta32, prior_grad);
+
+        // Stochastic layers, last first.
+        for layer in (0..l_count).rev() {
+            ensure_shape(&mut ws.dz_layer, n, u);
+            ws.dz_layer.copy_from(&ws.dzeta.columns(layer * u, u));
+            // Through the relaxation: ∂ζ/∂l = ζ(1−ζ)/τ.
+            relax.logits_grad_into(
+                EstimatorGrad {
+                    logits: &ws.logits[layer],
+                    noise: &noise[layer],
+                    sample: &ws.zeta[layer],
+                    grad_sample: Some(&ws.dz_layer),
+                    learning_signal: None,
+                },
+                &mut ws.dl,
+            );
+            // Direct logit path of −β log q̌ at fixed ζ: −β·g·(ζ − σ(l)).
+            BernoulliPosterior.score_into(&ws.logits[layer], &ws.zeta[layer], &mut ws.score);
+            for (dcol, scol) in ws
+                .dl
+                .as_mut_slice()
+                .chunks_exact_mut(n)
+                .zip(ws.score.as_slice().chunks_exact(n))
+            {
+                for ((dv, &s), &g) in dcol.iter_mut().zip(scol).zip(&ws.g) {
+                    *dv -= beta32 * g * s;
+                }
+            }
+            if layer == 1 {
+                let dz1 = encoders[1].backward_input_cols(&ws.dl, d, u);
+                let mut target = ws.dzeta.columns_mut(0, u);
+                target += dz1;
+            } else {
+                sum_row_groups(&ws.dl, k, &mut ws.dl1);
+                encoders[0].backward_params_only(&ws.dl1);
+            }
+        }
+    }
+
+    /// One training iteration t (algorithms §2.1, §2.3, §9): draws ρ, advances the negative
+    /// phase with the current θ, runs the forward and backward passes at `β_t = min(t/(0.3T), 1)`
+    /// and takes an Adam step at the scheduled learning rate (weight decay `1e-4·½‖·‖²` on
+    /// kernels, BN γ and the RBM W).
+    ///
+    /// `x` holds B binary images (`[B, D]`).
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] for a batch of the wrong width; [`ModelError::NonFinite`] if the
+    /// loss is not finite (the parameters are then left unchanged).
+    pub fn train_step(&mut self, x: &Mat, iteration: u64) -> Result<StepStats> {
+        self.check_batch(x, "GumBolt::train_step")?;
+        let k = self.config.k;
+        let beta = self.config.train.kl_beta(iteration);
+        let lr = self.config.train.learning_rate(iteration);
+        let mut noise = std::mem::take(&mut self.ws.noise);
+        noise.refill(
+            &mut self.rng,
+            x.nrows() * k,
+            self.config.layers(),
+            self.config.latent_units,
+        );
+        let parts = self.loss_and_grad_impl(x, &noise, k, beta);
+        self.ws.noise = noise;
+        let parts = parts?;
+        if !parts.loss.is_finite() {
+            return Err(ModelError::NonFinite {
+                what: "loss",
+                iteration,
+            });
+        }
+        let Self {
+            encoders,
+            decoder,
+            prior,
+            prior_grad,
+            adam,
+            ..
+        } = self;
+        let mut params = Vec::new();
+        collect_params(encoders, decoder, prior, prior_grad, &mut params);
+        adam.step(&mut params, lr as f32)?;
+        Ok(StepStats {
+            iteration,
+            learning_rate: lr,
+            parts,
+        })
+    }
+
+    /// Per image, the discrete objective `L_k = logsumexp_i log w_i − log k − log Ẑ` (GB Eq. 5)
+    /// at τ = 0 for the given noise (`k = N/B`): `z = 1[l + logit ρ > 0]`, layer 2 fed the
+    /// binary z1, batch norm in inference mode, β = 1 (algorithms §2.4). `log_z` is the
+    /// caller's estimate of `log Z` (AIS, PT, or exact).
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] for a batch or noise of the wrong shape.
+    pub fn discrete_objective(&mut self, x: &Mat, noise: &Noise, log_z: f64) -> Result<Vec<f64>> {
+        self.check_batch(x, "GumBolt::discrete_objective")?;
+        let k = self.check_noise(x, noise, "GumBolt::discrete_objective")?;
+        self.forward(x, &noise.layers, k, Pass::eval(Sampling::Discrete));
+        Ok(self
+            .group_objectives()
+            .into_iter()
+            .map(|v| v - log_z)
+            .collect())
+    }
+
+    /// Per image, the relaxed objective `F_k` (GB Eq. 9) at temperature `tau` for the given
+    /// noise, with batch norm in inference mode and β = 1, minus `log_z` (for monitoring, GB
+    /// Fig. 2b; it is not a bound on `log p(x)` for τ > 0, algorithms §2.4).
+    ///
+    /// # Errors
+    /// [`ModelError::Estimator`] for an invalid `tau`; [`ModelError::Shape`] as
+    /// [`GumBolt::discrete_objective`].
+    pub fn relaxed_objective(
+        &mut self,
+        x: &Mat,
+        noise: &Noise,
+        tau: f64,
+        log_z: f64,
+    ) -> Result<Vec<f64>> {
+        let relax = GumbelRelaxation::new(tau)?;
+        self.check_batch(x, "GumBolt::relaxed_objective")?;
+        let k = self.check_noise(x, noise, "GumBolt::relaxed_objective")?;
+        self.forward(x, &noise.layers, k, Pass::eval(Sampling::Relaxed(relax)));
+        Ok(self
+            .group_objectives()
+            .into_iter()
+            .map(|v| v - log_z)
+            .collect())
+    }
+
+    /// Mean `F_k` (at the model's τ) and `L_k` over a batch, from the *same* noise drawn from
+    /// `rng` (algorithms §2.4: GB Fig. 2b uses k = 20).
+    ///
+    /// # Errors
+    /// As [`GumBolt::discrete_objective`].
+    pub fn monitor<R: Rng + ?Sized>(
+        &mut self,
+        x: &Mat,
+        k: usize,
+        log_z: f64,
+        rng: &mut R,
+    ) -> Result<Objectives> {
+        ensure(k >= 1, "k", || "must be at least 1".into())?;
+        let noise = self.draw_noise(rng, x.nrows() * k);
+        let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+        let relaxed = mean(self.relaxed_objective(x, &noise, self.config.tau, log_z)?);
+        let discrete = mean(self.discrete_objective(x, &noise, log_z)?);
+        Ok(Objectives { relaxed, discrete })
+    }
+
+    /// The S-sample importance-weighted estimate of `log p(x)` per image (Burda et al. 2015;
+    /// GB §5.1 uses S = 4000; algorithms §2.4):
+    /// `log p̂(x) = logsumexp_s(log w_s) − log S − log Ẑ`, with
+    /// `log w = log p(x|z) − E(z) − log q(z|x)` at discrete z (τ = 0, batch norm in inference
+    /// mode). The samples are drawn in chunks of `chunk` per image (`B·chunk` rows per pass)
+    /// and combined by a streaming max-shifted log-sum-exp in f64.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] if `samples` or `chunk` is 0; [`ModelError::Shape`] for a
+    /// batch of the wrong width.
+    pub fn estimate_log_likelihood<R: Rng + ?Sized>(
+        &mut self,
+        x: &Mat,
+        samples: usize,
+        chunk: usize,
+        log_z: f64,
+        rng: &mut R,
+    ) -> Result<IwEstimate> {
+        self.check_batch(x, "GumBolt::estimate_log_likelihood")?;
+        ensure(samples >= 1, "samples", || "must be at least 1".into())?;
+        ensure(chunk >= 1, "chunk", || "must be at least 1".into())?;
+        let b = x.nrows();
+        let mut sum_w = vec![LogSumExp::default(); b];
+        let mut sum_w2 = vec![LogSumExp::default(); b];
+        let mut noise = Noise::default();
+        let mut done = 0;
+        while done < samples {
+            let c = chunk.min(samples - done);
+            noise.refill(rng, b * c, self.config.layers(), self.config.latent_units);
+            self.forward(x, &noise.layers, c, Pass::eval(Sampling::Discrete));
+            for bi in 0..b {
+                for &lw in &self.ws.log_w[bi * c..(bi + 1) * c] {
+                    sum_w[bi].add(lw);
+                    sum_w2[bi].add(2.0 * lw);
+                }
+            }
+            done += c;
+        }
+        let log_s = (samples as f64).ln();
+        let mut log_px = Vec::with_capacity(b);
+        let mut std_err = Vec::with_capacity(b);
+        for (s1, s2) in sum_w.iter().zip(&sum_w2) {
+            let (l1, l2) = (s1.value(), s2.value());
+            log_px.push(l1 - log_s - log_z);
+            // Relative variance of w: E[w²]/E[w]² − 1 = exp(l2 + log S − 2·l1) − 1.
+            let rel_var = ((l2 + log_s - 2.0 * l1).exp() - 1.0).max(0.0);
+            std_err.push((rel_var / samples as f64).sqrt());
+        }
+        Ok(IwEstimate {
+            log_px,
+            std_err,
+            samples,
+        })
+    }
+
+    /// `log p(x_r|z_r)` for every row of the latent configurations `z` (`[N, L·latent]`, binary
+    /// or relaxed) and images `x` (`[N, D]`, row r paired with `z` row r), with batch norm in
+    /// inference mode (the generative model of GB Eq. 5).
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] for inconsistent shapes.
+    pub fn log_px_given_z(&mut self, x: &Mat, z: &Mat) -> Result<Vec<f64>> {
+        self.check_batch(x, "GumBolt::log_px_given_z")?;
+        let n_lat = self.config.latent_dim();
+        if z.shape() != (x.nrows(), n_lat) {
+            return Err(shape_err(
+                "GumBolt::log_px_given_z",
+                format!("z of [{}, {n_lat}]", x.nrows()),
+                format!("[{}, {}]", z.nrows(), z.ncols()),
+            ));
+        }
+        let out = self.decoder.forward(z, Mode::Inference);
+        let mut lp = vec![0.0; x.nrows()];
+        bernoulli_log_lik(out, x, &self.x_bias, 1, &mut lp, None);
+        Ok(lp)
+    }
+
+    /// The decoder's pixel probabilities `σ(g(z) + x_bias)` for latent configurations `z`
+    /// (`[N, L·latent]`), batch norm in inference mode: generation from prior samples (GB §3.1,
+    /// algorithms §2.5 "Generation").
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] if `z` has the wrong width.
+    pub fn decode(&mut self, z: &Mat) -> Result<Mat> {
+        let n_lat = self.config.latent_dim();
+        if z.ncols() != n_lat {
+            return Err(shape_err(
+                "GumBolt::decode",
+                format!("[N, {n_lat}]"),
+                format!("[{}, {}]", z.nrows(), z.ncols()),
+            ));
+        }
+        let mut p = self.decoder.forward(z, Mode::Inference).clone();
+        for (j, &xb) in self.x_bias.iter().enumerate() {
+            for v in p.column_mut(j).iter_mut() {
+                *v = gumbolt_core::numerics::sigmoid((*v + xb) as f64) as f32;
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Every trainable tensor of the model, in a fixed order: encoder layer 1, encoder layer 2 (if
+/// any), decoder, then the prior's parameter groups.
+fn collect_params<'a, P: TrainablePrior>(
+    encoders: &'a mut [Mlp],
+    decoder: &'a mut Mlp,
+    prior: &'a mut P,
+    prior_grad: &'a mut [f32],
+    out: &mut Vec<ParamMut<'a>>,
+) {
+    for e in encoders.iter_mut() {
+        e.collect_params(out);
+    }
+    decoder.collect_params(out);
+    let groups = prior.param_groups();
+    let mut value: &mut [f32] = Parametric::params_mut(prior);
+    let mut grad: &mut [f32] = prior_grad;
+    for g in groups {
+        let (v, vr) = std::mem::take(&mut value).split_at_mut(g.len);
+        let (gr, grr) = std::mem::take(&mut grad).split_at_mut(g.len);
+        out.push(ParamMut::new(g.name, v, gr, g.decay));
+        value = vr;
+        grad = grr;
+    }
+}
+
+impl<P: TrainablePrior, G> Trainable for GumBolt<P, G> {
+    fn collect_params<'a>(&'a mut self, out: &mut Vec<ParamMut<'a>>) {
+        collect_params(
+            &mut self.encoders,
+            &mut self.decoder,
+            &mut self.prior,
+            &mut self.prior_grad,
+            out,
+        );
+    }
+}
