@@ -3,10 +3,10 @@
 //! Slow (`O(2^n · cost of E)`) but generic: it is the reference every sampler, estimator and
 //! specialised exact method is tested against, and it gives users' own priors an exact `log Z`.
 
+use crate::Mat;
 use crate::error::{CoreError, Result};
 use crate::numerics::LogSumExp;
 use crate::prior::Prior;
-use crate::Mat;
 
 /// The largest number of units [`enumerate`] accepts (2²⁴ ≈ 1.7·10⁷ configurations).
 pub const MAX_ENUMERATION_UNITS: usize = 24;

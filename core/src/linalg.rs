@@ -166,14 +166,22 @@ pub fn gemm_tn<R1, C1, S1, R2, C2, S2, R3, C3, S3>(
     gemm(alpha, a, Op::T, b, Op::N, beta, c);
 }
 
-/// Adds `v` to every row of `m` (a bias broadcast), column by column (contiguous).
-pub fn add_row_vector<R: Dim, C: Dim, S: RawStorageMut<f32, R, C>>(
-    m: &mut Matrix<f32, R, C, S>,
-    v: &[f32],
-) {
+/// Adds `v` to every row of `m` (a bias broadcast), one contiguous column at a time so the
+/// inner loop vectorises.
+///
+/// ```
+/// let mut m = gumbolt_core::Mat::zeros(2, 3);
+/// gumbolt_core::linalg::add_row_vector(&mut m, &[1.0, 2.0, 3.0]);
+/// assert_eq!(m.row(1).iter().copied().collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);
+/// ```
+pub fn add_row_vector(m: &mut crate::Mat, v: &[f32]) {
     assert_eq!(m.ncols(), v.len(), "add_row_vector: width mismatch");
-    for (j, &vj) in v.iter().enumerate() {
-        for x in m.column_mut(j).iter_mut() {
+    let rows = m.nrows();
+    if rows == 0 {
+        return;
+    }
+    for (col, &vj) in m.as_mut_slice().chunks_exact_mut(rows).zip(v) {
+        for x in col.iter_mut() {
             *x += vj;
         }
     }
@@ -238,6 +246,9 @@ mod tests {
         assert!((&h - &x * x.transpose()).abs().max() < 1e-6);
         let mut m = DMatrix::zeros(2, 3);
         add_row_vector(&mut m, &[1.0, 2.0, 3.0]);
-        assert_eq!(m.row(1).iter().copied().collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(
+            m.row(1).iter().copied().collect::<Vec<_>>(),
+            vec![1.0, 2.0, 3.0]
+        );
     }
 }

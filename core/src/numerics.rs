@@ -188,12 +188,116 @@ pub fn exp_approx(x: f32) -> f32 {
     p * scale
 }
 
-/// σ(x) for f32 through [`exp_approx`] (absolute error < 1e-7).
+/// `log(1 + e)` for `e ∈ [0, 1]` without libm: `2·atanh(s)` with `s = e/(2 + e) ∈ [0, 1/3]`,
+/// summed to `s¹⁵` (relative truncation error < 2e-9; exact for tiny `e`, where `1 + e` would
+/// round).
+///
+/// ```
+/// use gumbolt_core::numerics::log1p_unit;
+/// assert!((log1p_unit(0.5) - 1.5f32.ln()).abs() < 1e-7);
+/// assert_eq!(log1p_unit(1e-30), 1e-30);
+/// ```
 #[inline(always)]
-pub fn sigmoid_approx(x: f32) -> f32 {
-    1.0 / (1.0 + exp_approx(-x))
+pub fn log1p_unit(e: f32) -> f32 {
+    let s = e / (2.0 + e);
+    let s2 = s * s;
+    let mut p = 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    p = p * s2 + 1.0;
+    2.0 * s * p
 }
 
+/// Vectorisable f32 `softplus(l) = max(l, 0) + log1p(e^{−|l|})` (absolute error < 3e-7 below 1,
+/// relative 3e-7 above; tiny values keep their relative accuracy).
+///
+/// ```
+/// use gumbolt_core::numerics::softplus_approx;
+/// assert!((softplus_approx(0.0) - 2f32.ln()).abs() < 1e-7);
+/// assert_eq!(softplus_approx(1e9), 1e9);
+/// ```
+#[inline(always)]
+pub fn softplus_approx(l: f32) -> f32 {
+    l.max(0.0) + log1p_unit(exp_approx(-l.abs()))
+}
+
+/// Vectorisable f32 σ(l) without cancellation: with `e = e^{−|l|}`, `1/(1+e)` for `l ≥ 0`,
+/// `e/(1+e)` otherwise (absolute error < 2e-7, relative accuracy kept for tiny values).
+#[inline(always)]
+pub fn sigmoid_approx(l: f32) -> f32 {
+    let e = exp_approx(-l.abs());
+    let r = 1.0 / (1.0 + e);
+    if l >= 0.0 { r } else { e * r }
+}
+
+/// `(softplus(l), σ(l))` in f32 from one `exp`.
+///
+/// ```
+/// let (sp, s) = gumbolt_core::numerics::softplus_sigmoid_approx(0.0);
+/// assert!((sp - 2f32.ln()).abs() < 1e-7 && s == 0.5);
+/// ```
+#[inline(always)]
+pub fn softplus_sigmoid_approx(l: f32) -> (f32, f32) {
+    let e = exp_approx(-l.abs());
+    let sp = l.max(0.0) + log1p_unit(e);
+    let r = 1.0 / (1.0 + e);
+    (sp, if l >= 0.0 { r } else { e * r })
+}
+
+/// Compiles a function for baseline x86-64, AVX2+FMA and AVX-512 and picks the widest the CPU
+/// supports at run time, so elementwise kernels vectorise at full width without requiring
+/// `-C target-cpu=native` (engineering notes: ~2x on such loops). All paths give bit-identical
+/// results (Rust never contracts `a*b + c` into an FMA).
+///
+/// ```
+/// gumbolt_core::multiversion! {
+///     /// Doubles every element.
+///     pub fn double(xs: &mut [f32]) {
+///         for x in xs.iter_mut() { *x *= 2.0; }
+///     }
+/// }
+/// let mut v = [1.0f32, 2.0];
+/// double(&mut v);
+/// assert_eq!(v, [2.0, 4.0]);
+/// ```
+#[macro_export]
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn inner($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+                fn avx512($($arg: $ty),*) { inner($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) { inner($($arg),*) }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                {
+                    // SAFETY: the CPU supports the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports the features `avx2` was compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            inner($($arg),*)
+        }
+    };
+}
+
+crate::multiversion! {
 /// In place `xs[i] = σ(xs[i])` (vectorised).
 ///
 /// ```
@@ -207,7 +311,9 @@ pub fn sigmoid_inplace(xs: &mut [f32]) {
         *x = sigmoid_approx(*x);
     }
 }
+}
 
+crate::multiversion! {
 /// `out[i] = σ(scale · xs[i])` (vectorised); the tempered conditionals of Gibbs sampling.
 pub fn sigmoid_scaled(xs: &[f32], scale: f32, out: &mut [f32]) {
     assert_eq!(xs.len(), out.len(), "sigmoid_scaled: length mismatch");
@@ -215,31 +321,36 @@ pub fn sigmoid_scaled(xs: &[f32], scale: f32, out: &mut [f32]) {
         *o = sigmoid_approx(scale * x);
     }
 }
+}
 
+crate::multiversion! {
 /// In place `xs[i] = exp(xs[i])` (vectorised).
 pub fn exp_inplace(xs: &mut [f32]) {
     for x in xs.iter_mut() {
         *x = exp_approx(*x);
     }
 }
-
-/// In place `xs[i] = softplus(xs[i]) = max(x,0) + log1p(exp(−|x|))` in f32.
-///
-/// Uses libm's `ln_1p` on the bounded argument `exp(−|x|) ∈ (0, 1]`.
-pub fn softplus_inplace(xs: &mut [f32]) {
-    for x in xs.iter_mut() {
-        let v = *x;
-        *x = v.max(0.0) + exp_approx(-v.abs()).ln_1p();
-    }
 }
 
+crate::multiversion! {
+/// In place `xs[i] = softplus(xs[i])` in f32 through [`softplus_approx`] (vectorised).
+pub fn softplus_inplace(xs: &mut [f32]) {
+    for x in xs.iter_mut() {
+        *x = softplus_approx(*x);
+    }
+}
+}
+
+crate::multiversion! {
 /// In place `xs[i] = tanh(xs[i])` through [`exp_approx`]: `tanh x = 1 − 2/(e^{2x} + 1)`.
 pub fn tanh_inplace(xs: &mut [f32]) {
     for x in xs.iter_mut() {
         *x = 1.0 - 2.0 / (exp_approx(2.0 * *x) + 1.0);
     }
 }
+}
 
+crate::multiversion! {
 /// Bernoulli draws `out[i] = 1[u[i] < σ(scale · logits[i])]` as 0.0/1.0 (vectorised).
 ///
 /// This is the inner kernel of every Gibbs half-sweep (algorithms §7.1).
@@ -252,6 +363,7 @@ pub fn bernoulli_from_logits(logits: &[f32], scale: f32, uniforms: &[f32], out: 
         let p = sigmoid_approx(scale * l);
         *o = if u < p { 1.0 } else { 0.0 };
     }
+}
 }
 
 #[cfg(test)]
@@ -285,7 +397,10 @@ mod tests {
         for (i, &x) in xs.iter().enumerate() {
             let x = x as f64;
             assert!((s[i] as f64 - sigmoid(x)).abs() < 2e-7, "sigmoid at {x}");
-            assert!((sp[i] as f64 - softplus(x)).abs() < 1e-5 * (1.0 + x.abs()), "softplus at {x}");
+            assert!(
+                (sp[i] as f64 - softplus(x)).abs() < 1e-5 * (1.0 + x.abs()),
+                "softplus at {x}"
+            );
             assert!((th[i] as f64 - x.tanh()).abs() < 1e-6, "tanh at {x}");
         }
     }
@@ -297,12 +412,17 @@ mod tests {
         assert!((log_sigmoid(30.0) + 9.357_622_968_840_175e-14).abs() < 1e-20);
         assert!((logit(1e-300) + 690.775_527_898_213_7).abs() < 1e-9);
         assert_eq!(sigmoid(-800.0), 0.0);
-        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY, f64::NEG_INFINITY]), f64::NEG_INFINITY);
+        assert_eq!(
+            log_sum_exp(&[f64::NEG_INFINITY, f64::NEG_INFINITY]),
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]
     fn streaming_log_sum_exp_matches_batch() {
-        let xs: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 613) as f64 * 0.37 - 100.0).collect();
+        let xs: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 613) as f64 * 0.37 - 100.0)
+            .collect();
         let mut a = LogSumExp::default();
         let mut b = LogSumExp::default();
         for (i, &x) in xs.iter().enumerate() {

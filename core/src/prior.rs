@@ -83,7 +83,12 @@ pub trait Parametric: Prior {
 /// samples it is the positive (data) phase.
 pub trait EnergyParamGradient: Parametric {
     /// `grad += Σ_r weights[r] · ∂(−E_θ(ζ_r))/∂θ`.
-    fn accumulate_neg_energy_grad(&self, zeta: DMatrixView<'_, f32>, weights: &[f32], grad: &mut [f32]);
+    fn accumulate_neg_energy_grad(
+        &self,
+        zeta: DMatrixView<'_, f32>,
+        weights: &[f32],
+        grad: &mut [f32],
+    );
 }
 
 /// Exact log-partition function where it is tractable.

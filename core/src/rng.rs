@@ -97,7 +97,10 @@ mod tests {
         let mean = u.iter().map(|&x| x as f64).sum::<f64>() / n;
         let var = u.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
         // standard error of the mean: sqrt(1/12/n) ~ 6.5e-4; allow 5 s.e.
-        assert!((mean - 0.5).abs() < 5.0 * (1.0 / 12.0 / n).sqrt(), "mean {mean}");
+        assert!(
+            (mean - 0.5).abs() < 5.0 * (1.0 / 12.0 / n).sqrt(),
+            "mean {mean}"
+        );
         assert!((var - 1.0 / 12.0).abs() < 2e-3, "var {var}");
         assert!(u.iter().all(|&x| x > 0.0 && x < 1.0));
     }

@@ -9,7 +9,6 @@
 //! | [`BernoulliPosterior`] | factorial Bernoulli layer: `log q(z|l) = Σ[z·l − softplus(l)]`, score `z − σ(l)`; at relaxed ζ the same formula is GumBolt's `log q̌(ζ|x)` (GB text after Eq. 8) | [`Posterior`](gumbolt_core::Posterior) |
 //! | [`GumbelRelaxation`] | `ζ = σ((l + logit ρ)/τ)` (GB Eq. 2), pathwise backward `∂ζ/∂l = ζ(1−ζ)/τ` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
 //! | [`Discrete`] | the τ = 0 limit, `z = 1[l + logit ρ > 0]` (GB §2.2, Gumbel form), used at evaluation | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
-//! | [`kernels`] | vectorisable f32 `softplus`, `σ`, `log1p` | |
 //!
 //! Matrices are `[N, n]` f32 (rows are samples, columns units); per-row log-probabilities
 //! are accumulated in f64. Uniform noise ρ is clamped to `[1e-6, 1 − 1e-6]` before `logit`
@@ -20,7 +19,6 @@
 
 pub mod error;
 pub mod gumbel;
-pub mod kernels;
 pub mod posterior;
 
 pub use error::{EstimatorError, Result};

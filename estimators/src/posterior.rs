@@ -2,7 +2,7 @@
 
 use gumbolt_core::{Mat, Posterior};
 
-use crate::kernels::{sigmoid_f32, softplus_f32};
+use gumbolt_core::numerics::{sigmoid_approx as sigmoid_f32, softplus_approx as softplus_f32};
 
 /// A factorial Bernoulli layer with logits `l`: `q(z_i = 1) = σ(l_i)` (GB §2.2).
 ///
@@ -14,7 +14,7 @@ use crate::kernels::{sigmoid_f32, softplus_f32};
 /// - The score is `∂ log q(z|l)/∂l = z − σ(l)`; with ζ held fixed this is also the direct
 ///   logit path of `log q̌` in GumBolt's backward pass (algorithms §2.2).
 ///
-/// Elementwise work is f32 with the vectorised kernels of [`crate::kernels`];
+/// Elementwise work is f32 with the vectorised kernels of `gumbolt_core::numerics`;
 /// the per-row sums are accumulated in f64.
 ///
 /// ```

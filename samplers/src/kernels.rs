@@ -2,12 +2,10 @@
 //!
 //! Every kernel works on whole column-major blocks (`[C, n]` stored column after column) and
 //! takes per-row (per-chain) inverse temperatures β, so one GEMM serves all chains and
-//! temperatures. The kernels are compiled for baseline x86-64, AVX2+FMA and AVX-512, and the
-//! wider version is picked at run time: no `-C target-cpu` is required and both paths give
-//! bit-identical results (Rust does not contract `a*b + c` into an FMA). AVX-512 is used when
-//! the CPU has it.
+//! temperatures. The kernels go through core's `multiversion!` (baseline, AVX2+FMA and AVX-512 picked at
+//! run time, bit-identical) and core's f32 `exp`/`softplus` kernels.
 
-use gumbolt_core::numerics::exp_approx;
+use gumbolt_core::numerics::{exp_approx, softplus_approx as softplus_f32};
 use gumbolt_core::rng::{StreamRng, fill_uniform};
 
 /// Rows per block of the f32 row accumulators.
@@ -16,39 +14,6 @@ const ROW_CHUNK: usize = 256;
 /// Number of chains (rows) that share one RNG stream. Fixed, so that a given seed gives the same
 /// draws whatever the batching or the number of threads.
 pub const CHAINS_PER_STREAM: usize = 32;
-
-/// Compiles `$body` for the baseline target and for AVX2+FMA and dispatches at run time.
-macro_rules! multiversion {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn inner($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-                fn avx512($($arg: $ty),*) { inner($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) { inner($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                {
-                    // SAFETY: the CPU supports the features `avx512` was compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports the features `avx2` was compiled for.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            inner($($arg),*)
-        }
-    };
-}
 
 /// `1[u < σ(x)]` without a division: `u < 1/(1 + e^{−x})  ⟺  u + u·e^{−x} < 1`.
 #[inline(always)]
@@ -60,27 +25,7 @@ fn bernoulli(x: f32, u: f32) -> f32 {
     }
 }
 
-/// Vectorisable `softplus(x) = max(x, 0) + log1p(e^{−|x|})` in f32 (absolute error ≲ 2e-7
-/// relative to the magnitude of the result).
-///
-/// `log1p(y)` for `y = e^{−|x|} ∈ (0, 1]` is `2·atanh(s)` with `s = y/(2+y) ∈ (0, 1/3]`, summed
-/// as an odd series to `s¹³` (truncation < 2e-8 relative), so no libm call is made.
-#[inline(always)]
-pub(crate) fn softplus_f32(x: f32) -> f32 {
-    let y = exp_approx(-x.abs());
-    let s = y / (2.0 + y);
-    let s2 = s * s;
-    let mut p = 1.0 / 13.0;
-    p = p * s2 + 1.0 / 11.0;
-    p = p * s2 + 1.0 / 9.0;
-    p = p * s2 + 1.0 / 7.0;
-    p = p * s2 + 1.0 / 5.0;
-    p = p * s2 + 1.0 / 3.0;
-    p = p * s2 + 1.0;
-    x.max(0.0) + 2.0 * s * p
-}
-
-multiversion! {
+gumbolt_core::multiversion! {
     /// Draws a block of Bernoulli units: for every column `j` and row `c`,
     /// `out[c,j] = 1[u[c,j] < σ(β_c·l[c,j] + (1 − β_c)·base_j)]` (base 0 when `None`).
     ///
@@ -118,7 +63,7 @@ multiversion! {
     }
 }
 
-multiversion! {
+gumbolt_core::multiversion! {
     /// `acc[c] += Σ_j [softplus(β_new·l[c,j]) − softplus(β_old·l[c,j])]` with the same
     /// (β_old, β_new) for every row: the AIS weight increment of the summed-out block.
     pub(crate) fn softplus_diff_rows_uniform(
@@ -149,7 +94,7 @@ multiversion! {
     }
 }
 
-multiversion! {
+gumbolt_core::multiversion! {
     /// With per-row inverse temperatures (β_lo, β, β_hi):
     /// `up[c] += Σ_j [softplus(β_hi,c·l[c,j]) − softplus(β_c·l[c,j])]` and
     /// `down[c] += Σ_j [softplus(β_lo,c·l[c,j]) − softplus(β_c·l[c,j])]` (the summed-out part of
@@ -193,7 +138,7 @@ multiversion! {
     }
 }
 
-multiversion! {
+gumbolt_core::multiversion! {
     /// `acc[c] += Σ_j z[c,j]·l[c,j]` over column-major `[rows, cols]` blocks.
     pub(crate) fn rowwise_dot(z: &[f32], l: &[f32], rows: usize, acc: &mut [f64]) {
         if rows == 0 {
@@ -207,7 +152,7 @@ multiversion! {
     }
 }
 
-multiversion! {
+gumbolt_core::multiversion! {
     /// `acc[c] += Σ_j l[c,j]·σ(β·l[c,j])`: the derivative in β of `Σ_j softplus(β·l[c,j])`.
     pub(crate) fn logit_times_sigmoid_rows(logits: &[f32], rows: usize, beta: f32, acc: &mut [f64]) {
         if rows == 0 {

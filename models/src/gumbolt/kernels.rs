@@ -1,11 +1,13 @@
 //! Vectorisable elementwise kernels of the GumBolt forward and backward passes.
 //!
 //! The decoder likelihood touches `N × 784` values per iteration (`N = B·k`); its `softplus`
-//! and `σ` are the branch-free kernels of [`gumbolt_estimators::kernels`], applied in flat
+//! and `σ` are the branch-free kernels of `gumbolt_core::numerics`, applied in flat
 //! loops over whole columns so that LLVM vectorises them.
 
 use gumbolt_core::Mat;
-use gumbolt_estimators::kernels::{softplus_f32, softplus_sigmoid_f32};
+use gumbolt_core::numerics::{
+    softplus_approx as softplus_f32, softplus_sigmoid_approx as softplus_sigmoid_f32,
+};
 
 /// The Bernoulli decoder log-likelihood `log p(x|ζ) = Σ_d [x_d·o_d − softplus(o_d)]`
 /// (algorithms §2.1 step 4) for every row `r` of `out` (`[N, D]`, the decoder's last dense
