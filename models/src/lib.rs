@@ -25,6 +25,9 @@
 //!   log-likelihood at τ = 0, and generation.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod data;
+pub mod eval;
 pub mod gumbolt;
 pub mod nn;
+pub mod train;

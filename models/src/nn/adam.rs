@@ -118,6 +118,37 @@ impl Adam {
         &self.v
     }
 
+    /// Replaces the whole state: step count `t` and the moments, one `(m, v)` pair per tensor
+    /// in the order of [`Adam::step`]'s list (used to restore checkpoints; the configuration is
+    /// kept). With `t = 0` and no moments the optimiser is fresh again.
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] if the two lists differ in length or a pair differs in size, or
+    /// if `t > 0` without moments (nothing is changed then).
+    pub fn restore_state(
+        &mut self,
+        t: u64,
+        m: Vec<Vec<f32>>,
+        v: Vec<Vec<f32>>,
+    ) -> Result<(), CoreError> {
+        let sizes_match = m.len() == v.len() && m.iter().zip(&v).all(|(a, b)| a.len() == b.len());
+        if !sizes_match || (t > 0 && m.is_empty()) {
+            return Err(CoreError::Shape {
+                context: "Adam::restore_state",
+                expected: "one (m, v) pair of equal sizes per tensor".into(),
+                got: format!(
+                    "{} first and {} second moments at step {t}",
+                    m.len(),
+                    v.len()
+                ),
+            });
+        }
+        self.t = t;
+        self.m = m;
+        self.v = v;
+        Ok(())
+    }
+
     /// One update of every tensor with learning rate `lr` (schedules are the caller's).
     ///
     /// ```

@@ -144,6 +144,11 @@ impl BatchNorm {
         &self.moving_var
     }
 
+    /// Mutable moving averages `(mean, variance)` (e.g. to restore them from a checkpoint).
+    pub fn moving_stats_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.moving_mean, &mut self.moving_var)
+    }
+
     /// The accumulated `∂loss/∂γ`.
     pub fn grad_gamma(&self) -> &[f32] {
         &self.dgamma

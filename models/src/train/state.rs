@@ -1,0 +1,356 @@
+//! The complete state of a [`GumBolt`] model as named tensors, and what the training loop needs
+//! of its prior and negative phase (model kinds, PCD stream derivation, chain restore).
+
+use gumbolt_core::Mat;
+use gumbolt_core::Sampler;
+use gumbolt_core::prior::{BlockConditionals, ExactPartition};
+use gumbolt_priors::{FactorialBernoulli, Rbm};
+use gumbolt_samplers::{BlockGibbs, Pcd, PcdConfig};
+
+use crate::checkpoint::{CheckpointError, RawCheckpoint, Tensor};
+use crate::gumbolt::{
+    ExactPartitionGradient, GumBolt, GumBoltConfig, ModelError, PartitionGradient,
+    SampledPartition, TrainablePrior,
+};
+use crate::nn::{Mlp, Trainable};
+
+/// A prior the training loop, checkpoints and evaluation support: trainable (GB Eq. 6–7),
+/// block-Gibbs sampleable (PCD, AIS, PT, generation) and with an exact `log Z` where
+/// tractable.
+pub trait GumBoltPrior:
+    TrainablePrior + BlockConditionals + ExactPartition + Send + Sync + 'static
+{
+    /// Name of the prior kind in checkpoints (`"rbm"`, `"bernoulli"`).
+    const KIND: &'static str;
+
+    /// The zero-initialised prior a model of `config` starts from.
+    fn for_config(config: &GumBoltConfig) -> Self;
+
+    /// Whether the exact `log Z` is cheap (milliseconds): then monitoring and evaluation use
+    /// it instead of a sampling estimate when asked to prefer exact values.
+    fn exact_log_z_is_cheap(&self) -> bool;
+}
+
+impl GumBoltPrior for Rbm {
+    const KIND: &'static str = "rbm";
+
+    fn for_config(config: &GumBoltConfig) -> Self {
+        let (n1, n2) = config.rbm_sides();
+        Rbm::zeros(n1, n2)
+    }
+
+    /// Enumerating the smaller side costs `2^min(n1, n2)`: cheap up to 20 units.
+    fn exact_log_z_is_cheap(&self) -> bool {
+        self.n1().min(self.n2()) <= 20
+    }
+}
+
+impl GumBoltPrior for FactorialBernoulli {
+    const KIND: &'static str = "bernoulli";
+
+    fn for_config(config: &GumBoltConfig) -> Self {
+        FactorialBernoulli::zeros(config.latent_dim())
+    }
+
+    /// `log Z = Σ softplus(h)`.
+    fn exact_log_z_is_cheap(&self) -> bool {
+        true
+    }
+}
+
+/// A negative phase the training loop can checkpoint and resume bit-exactly.
+///
+/// **PCD streams.** The samplers crate does not expose the RNG state of its chains, so the
+/// trainer re-derives the chains' streams at the start of every iteration `t` from the PCD seed
+/// and `t` ([`pcd_stream_seed`]) and keeps only the chain *states* across iterations. The
+/// Markov chains are unchanged (each iteration's sweeps use fresh, independent uniforms); what
+/// this buys is that the full sampler state at an iteration boundary is the `[C, n]` chain
+/// matrix, which checkpoints store.
+pub trait CheckpointPartition<P>: PartitionGradient<P> + Clone + Send + Sync + 'static {
+    /// Name of the negative-phase kind in checkpoints (`"pcd"`, `"exact"`).
+    const KIND: &'static str;
+
+    /// The settings needed to rebuild it (JSON; e.g. the [`PcdConfig`]).
+    fn settings(&self) -> serde_json::Value;
+
+    /// Rebuilds it from [`CheckpointPartition::settings`].
+    ///
+    /// # Errors
+    /// A message if the settings are invalid.
+    fn from_settings(settings: &serde_json::Value) -> Result<Self, String>;
+
+    /// Called by the trainer before training iteration `t` (see the trait docs).
+    fn begin_iteration(&mut self, prior: &P, iteration: u64);
+
+    /// The persistent chain states `[C, n]`, if any exist yet.
+    fn chains(&self) -> Option<&Mat>;
+
+    /// Restores the chain states saved before iteration `iteration`.
+    ///
+    /// # Errors
+    /// A message if the shape does not fit.
+    fn restore_chains(&mut self, prior: &P, chains: Mat, iteration: u64) -> Result<(), String>;
+}
+
+/// The seed of the PCD chains' streams in training iteration `t`: SplitMix64 finalisation of
+/// `seed ⊕ (t + 1)·φ` (φ = 2⁶⁴/golden ratio), so consecutive iterations get unrelated seeds.
+pub fn pcd_stream_seed(seed: u64, iteration: u64) -> u64 {
+    splitmix(
+        seed ^ iteration
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
+}
+
+/// SplitMix64's output function (Steele et al. 2014): a bijective 64-bit mixer.
+pub(crate) fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn reseed_chains(pcd: &mut Pcd, state: &Mat, iteration: u64) -> Result<(), String> {
+    let cfg = pcd.config().clone();
+    let g = pcd
+        .chains_mut()
+        .ok_or_else(|| "PCD chains do not exist yet".to_string())?;
+    let (n1, n2) = g.block_sizes();
+    if state.shape() != (cfg.chains, n1 + n2) {
+        return Err(format!(
+            "PCD chains of shape {:?}, expected [{}, {}]",
+            state.shape(),
+            cfg.chains,
+            n1 + n2
+        ));
+    }
+    let mut fresh = BlockGibbs::new(n1, n2, cfg.chains, pcd_stream_seed(cfg.seed, iteration))
+        .map_err(|e| e.to_string())?;
+    fresh.state_mut().copy_from(state);
+    *g = fresh;
+    Ok(())
+}
+
+impl<P: BlockConditionals + gumbolt_core::prior::EnergyParamGradient + 'static>
+    CheckpointPartition<P> for SampledPartition<Pcd>
+{
+    const KIND: &'static str = "pcd";
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(self.sampler().config()).expect("PcdConfig serialises")
+    }
+
+    fn from_settings(settings: &serde_json::Value) -> Result<Self, String> {
+        let cfg: PcdConfig = serde_json::from_value(settings.clone()).map_err(|e| e.to_string())?;
+        Ok(SampledPartition::new(
+            Pcd::new(cfg).map_err(|e| e.to_string())?,
+        ))
+    }
+
+    /// Re-derives the chains' streams for iteration `t` (keeps their states). Before the
+    /// chains exist (the first iteration of a fresh run) nothing happens: the sampler creates
+    /// them Bernoulli(0.5) from its own seed.
+    fn begin_iteration(&mut self, _prior: &P, iteration: u64) {
+        let pcd = self.sampler_mut();
+        if let Some(state) = pcd.chains().map(|g| g.state().clone()) {
+            reseed_chains(pcd, &state, iteration).expect("chains of the sampler's own shape");
+        }
+    }
+
+    fn chains(&self) -> Option<&Mat> {
+        self.sampler().chains().map(|g| g.state())
+    }
+
+    fn restore_chains(&mut self, prior: &P, chains: Mat, iteration: u64) -> Result<(), String> {
+        let pcd = self.sampler_mut();
+        if pcd.chains().is_none() {
+            // The sampler only creates its chains when first used: let it (their states and
+            // streams are replaced right after).
+            pcd.sample(prior);
+        }
+        reseed_chains(pcd, &chains, iteration)
+    }
+}
+
+impl<P: ExactPartition + 'static> CheckpointPartition<P> for ExactPartitionGradient {
+    const KIND: &'static str = "exact";
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    fn from_settings(_settings: &serde_json::Value) -> Result<Self, String> {
+        Ok(ExactPartitionGradient::new())
+    }
+
+    fn begin_iteration(&mut self, _prior: &P, _iteration: u64) {}
+
+    fn chains(&self) -> Option<&Mat> {
+        None
+    }
+
+    fn restore_chains(&mut self, _prior: &P, _chains: Mat, _iteration: u64) -> Result<(), String> {
+        Err("an exact negative phase has no chains".into())
+    }
+}
+
+/// The checkpoint name of a model kind: `"gumbolt/<prior>/<negative phase>"`.
+pub fn model_kind<P: GumBoltPrior, G: CheckpointPartition<P>>() -> String {
+    format!("gumbolt/{}/{}", P::KIND, G::KIND)
+}
+
+/// Names of the trainable tensors of `model`, in the order of [`Trainable::collect_params`]:
+/// `encoder{i}.{j}.{kernel|bias|gamma|beta}`, `decoder.{j}.…`, `prior.{group}`.
+pub fn tensor_names<P: GumBoltPrior, G: PartitionGradient<P>>(
+    model: &mut GumBolt<P, G>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    let mlp_names = |prefix: String, net: &mut Mlp, names: &mut Vec<String>| {
+        for (j, p) in net.params_mut().iter().enumerate() {
+            names.push(format!("{prefix}.{j}.{}", p.name));
+        }
+    };
+    for (i, e) in model.encoders_mut().iter_mut().enumerate() {
+        mlp_names(format!("encoder{i}"), e, &mut names);
+    }
+    mlp_names("decoder".into(), model.decoder_mut(), &mut names);
+    for g in model.prior().param_groups() {
+        names.push(format!("prior.{}", g.name));
+    }
+    names
+}
+
+fn for_each_batch_norm<P: GumBoltPrior, G: PartitionGradient<P>>(
+    model: &mut GumBolt<P, G>,
+    mut f: impl FnMut(String, &mut [f32], &mut [f32]),
+) {
+    let mut visit = |prefix: String, net: &mut Mlp| {
+        for h in 0..net.n_hidden() {
+            let (m, v) = net.batch_norm_mut(h).moving_stats_mut();
+            f(format!("{prefix}.bn{h}"), m, v);
+        }
+    };
+    for (i, e) in model.encoders_mut().iter_mut().enumerate() {
+        visit(format!("encoder{i}"), e);
+    }
+    visit("decoder".into(), model.decoder_mut());
+}
+
+/// The first non-finite trainable value, as `(tensor name, index)`.
+pub fn first_non_finite<P: GumBoltPrior, G: PartitionGradient<P>>(
+    model: &mut GumBolt<P, G>,
+) -> Option<(String, usize)> {
+    let bad = model.params_mut().iter().enumerate().find_map(|(t, p)| {
+        // The largest exponent field is all ones iff some value is NaN or ±inf; an integer
+        // max vectorises (a float sum would be one long dependency chain).
+        const EXP: u32 = 0x7f80_0000;
+        let top = p.value.iter().fold(0u32, |a, v| a.max(v.to_bits() & EXP));
+        (top == EXP).then(|| (t, p.value.iter().position(|v| !v.is_finite()).unwrap_or(0)))
+    })?;
+    let names = tensor_names(model);
+    Some((names[bad.0].clone(), bad.1))
+}
+
+/// Every piece of state of `model` as named tensors: pixel means, trainable tensors, batch-norm
+/// moving averages, Adam moments (once a step was taken) and the PCD chains (once they exist).
+/// The noise RNG, the Adam step count and the configuration go into the JSON metadata.
+pub fn export_tensors<P: GumBoltPrior, G: CheckpointPartition<P>>(
+    model: &mut GumBolt<P, G>,
+) -> Vec<Tensor> {
+    let names = tensor_names(model);
+    let mut out = vec![Tensor::f32("x_mean", model.pixel_means().to_vec())];
+    for (name, p) in names.iter().zip(model.params_mut()) {
+        out.push(Tensor::f32(format!("param/{name}"), p.value.to_vec()));
+    }
+    for_each_batch_norm(model, |name, m, v| {
+        out.push(Tensor::f32(format!("bn/{name}.moving_mean"), m.to_vec()));
+        out.push(Tensor::f32(format!("bn/{name}.moving_var"), v.to_vec()));
+    });
+    let adam = model.optimizer();
+    for (name, (m, v)) in names
+        .iter()
+        .zip(adam.first_moments().iter().zip(adam.second_moments()))
+    {
+        out.push(Tensor::f32(format!("adam.m/{name}"), m.clone()));
+        out.push(Tensor::f32(format!("adam.v/{name}"), v.clone()));
+    }
+    if let Some(c) = model.partition().chains() {
+        let (r, n) = c.shape();
+        out.push(Tensor::f32("pcd.chains", c.as_slice().to_vec()).with_shape(vec![r, n]));
+    }
+    out
+}
+
+/// Builds a model of `config` and restores the state [`export_tensors`] saved, taking its
+/// tensors out of `raw` (the Adam step count and noise RNG come from the metadata).
+/// `iteration` is the next training iteration (for the PCD streams).
+///
+/// # Errors
+/// [`CheckpointError::WrongStructure`] naming the tensor or setting that does not fit.
+pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
+    raw: &mut RawCheckpoint,
+    config: GumBoltConfig,
+    partition: &serde_json::Value,
+    adam_steps: u64,
+    noise_rng: gumbolt_core::rng::StreamRng,
+    iteration: u64,
+) -> Result<GumBolt<P, G>, CheckpointError> {
+    let path = raw.path.clone();
+    let wrong = |reason: String| CheckpointError::wrong_structure(&path, reason);
+    let means = raw.take_f32("x_mean", config.pixels)?;
+    let prior = P::for_config(&config);
+    let negative =
+        G::from_settings(partition).map_err(|e| wrong(format!("negative-phase settings: {e}")))?;
+    let mut model = GumBolt::new(config, &means, prior, negative)
+        .map_err(|e: ModelError| wrong(format!("cannot build the model: {e}")))?;
+    let names = tensor_names(&mut model);
+    let sizes: Vec<usize> = model.params_mut().iter().map(|p| p.len()).collect();
+    let mut values = Vec::with_capacity(names.len());
+    for (name, &len) in names.iter().zip(&sizes) {
+        values.push(raw.take_f32(&format!("param/{name}"), len)?);
+    }
+    for (p, v) in model.params_mut().into_iter().zip(values) {
+        p.value.copy_from_slice(&v);
+    }
+    let mut bn = Vec::new();
+    for_each_batch_norm(&mut model, |name, m, _| bn.push((name, m.len())));
+    let mut bn_values = Vec::with_capacity(bn.len());
+    for (name, len) in &bn {
+        bn_values.push((
+            raw.take_f32(&format!("bn/{name}.moving_mean"), *len)?,
+            raw.take_f32(&format!("bn/{name}.moving_var"), *len)?,
+        ));
+    }
+    let mut it = bn_values.into_iter();
+    for_each_batch_norm(&mut model, |_, m, v| {
+        let (mm, vv) = it.next().expect("the same batch norms are visited twice");
+        m.copy_from_slice(&mm);
+        v.copy_from_slice(&vv);
+    });
+    if adam_steps > 0 {
+        let mut m = Vec::with_capacity(names.len());
+        let mut v = Vec::with_capacity(names.len());
+        for (name, &len) in names.iter().zip(&sizes) {
+            m.push(raw.take_f32(&format!("adam.m/{name}"), len)?);
+            v.push(raw.take_f32(&format!("adam.v/{name}"), len)?);
+        }
+        model
+            .optimizer_mut()
+            .restore_state(adam_steps, m, v)
+            .map_err(|e| wrong(format!("optimiser state: {e}")))?;
+    }
+    model.set_noise_rng(noise_rng);
+    if let Some(t) = raw.take_optional("pcd.chains") {
+        let shape = t.shape.clone();
+        let values = match t.data {
+            crate::checkpoint::TensorData::F32(v) if shape.len() == 2 => v,
+            _ => return Err(wrong("tensor `pcd.chains` is not an f32 matrix".into())),
+        };
+        let chains = Mat::from_vec(shape[0], shape[1], values);
+        let (prior, partition) = model.prior_and_partition_mut();
+        partition
+            .restore_chains(prior, chains, iteration)
+            .map_err(|e| wrong(format!("tensor `pcd.chains`: {e}")))?;
+    }
+    Ok(model)
+}
