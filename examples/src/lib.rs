@@ -7,3 +7,7 @@
 //!   `gumbolt logz --help` lists the estimator settings.
 //! - `examples/custom_prior.rs`: a user-defined prior (a 1-D Ising chain) implementing the core
 //!   traits, sampled by the samplers' single-site Gibbs and checked against exact values.
+//! - [`plot`]: PNG output (learning curves, grids of generated images, per-structure model
+//!   comparisons with error bars), text drawn with the embedded DejaVu Sans font.
+
+pub mod plot;
