@@ -4,8 +4,13 @@
 //! found after parsing (e.g. an estimator setting the estimator rejects) are returned as a
 //! [`clap::Error`] built by [`usage_error`], which `main` turns into exit code 2.
 
+mod eval;
 mod logz;
 mod progress;
+mod quick;
+mod rundir;
+mod sample;
+mod train;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::fmt::Display;
@@ -20,6 +25,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train GumBolt or GumBolt-nW on MNIST into a run directory (checkpoints, metrics, curves).
+    ///
+    /// The run directory (--out) gets `checkpoint.ckpt` (periodic and final, written
+    /// atomically), `metrics.jsonl` (one monitoring record per line: the objectives F_k and L_k
+    /// with k = --monitor-k on training and validation images, GB Fig. 2b), `config.json`,
+    /// `learning_curves.png` and `train_summary.json`; the summary is also printed as one JSON
+    /// line on stdout (`sec_per_iter` is the median over this invocation's steps). An existing
+    /// run is never overwritten: continue it with --resume (model options, if repeated, must
+    /// match the checkpoint's; monitoring and checkpoint options may change) or start over with
+    /// --force. A resumed run ends with the same parameters as an uninterrupted one.
+    ///
+    /// Structures can be named by the symbols of GB Table 1: `-`, `~`, `--`, `~~` (quote `~`
+    /// against the shell's home-directory expansion: `--structure '~'`; `--structure --` and
+    /// `--structure=--` both work).
+    Train(train::TrainArgs),
+    /// Evaluate a trained run: the S-sample importance-weighted test NLL and log Z.
+    ///
+    /// Loads `checkpoint.ckpt` of --run (GumBolt or GumBolt-nW, from the checkpoint's model
+    /// kind), estimates log Z of its prior (PT + bridge sampling by default, AIS with --logz ais,
+    /// exact for GumBolt-nW), and estimates log p(x) of every test image from S importance
+    /// samples at τ = 0 (GB §5.1). Prints the result (one JSON object with --json) and writes it
+    /// to `eval.json` in the run directory. The result depends on --seed, not on --threads.
+    Eval(eval::EvalArgs),
+    /// Draw samples from a trained run as a PNG grid.
+    ///
+    /// Binary latent configurations are drawn from the prior by block Gibbs at β = 1 (started
+    /// from the run's PCD chains, or from Bernoulli(0.5) with --fresh) and fed to the decoder;
+    /// the grid shows the pixel probabilities σ(o) (white = 1), --cols images per row.
+    Sample(sample::SampleArgs),
+    /// Train briefly, evaluate and sample in one go (a few minutes on two cores).
+    ///
+    /// `gumbolt train --structure nonlinear --k 1 --iters ITERS --seed SEED --out OUT`, then
+    /// `gumbolt eval --run OUT --samples SAMPLES --json` and `gumbolt sample --run OUT --n 64
+    /// --out OUT/samples.png --json`; prints their three JSON lines.
+    Quick(quick::QuickArgs),
     /// Estimate the log-partition function log Z of an RBM (exact, AIS, or PT + bridge sampling).
     Logz(logz::LogzArgs),
 }
@@ -27,6 +67,10 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Sample(args) => sample::run(args),
+        Command::Quick(args) => quick::run(args),
         Command::Logz(args) => logz::run(args),
     }
 }

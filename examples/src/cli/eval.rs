@@ -1,0 +1,297 @@
+//! `gumbolt eval`: the S-sample importance-weighted test NLL of a trained run (GB §5.1), with
+//! log Z by PT + bridge sampling (the paper's method), AIS, or exactly for GumBolt-nW.
+
+use super::int_at_least;
+use super::progress::{ProgressSink, TaskBar};
+use super::rundir::{self, EVAL, Kind, RunDir};
+use super::train::symbol;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use gumbolt_models::data::{AmatSpec, Dataset, MNIST_SPLIT_SIZES, binarized_mnist_dir, load_amat};
+use gumbolt_models::eval::{EvalConfig, EvalProgress, LogZConfig, estimate_log_z, evaluate};
+use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
+use gumbolt_models::train::{CheckpointMeta, CheckpointPartition, GumBoltPrior, load_model};
+use gumbolt_priors::{FactorialBernoulli, Rbm};
+use gumbolt_samplers::Pcd;
+use serde::Serialize;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Time between two progress lines when stderr is not a terminal.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The log Z estimator (GumBolt-nW's factorial prior always gets its exact value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogzArg {
+    /// Parallel tempering + bridge sampling (GB §5.1), to a standard error of 0.01.
+    Pt,
+    /// Annealed importance sampling.
+    Ais,
+}
+
+/// Options of `gumbolt eval` (its help text is on the subcommand in `cli/mod.rs`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EvalArgs {
+    /// The run directory written by `gumbolt train`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) run: PathBuf,
+
+    /// Importance samples S per test image (GB: 4000).
+    #[arg(long, value_name = "S", value_parser = int_at_least::<1>, default_value_t = 4000)]
+    pub(crate) samples: usize,
+
+    /// Evaluate only the first N test images [default: all 10 000].
+    #[arg(long, value_name = "N", value_parser = int_at_least::<1>)]
+    pub(crate) limit: Option<usize>,
+
+    /// The log Z estimator (GumBolt-nW: exact regardless).
+    #[arg(long, value_enum, default_value_t = LogzArg::Pt)]
+    pub(crate) logz: LogzArg,
+
+    /// Seed of the log Z estimator and of the importance samples.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+
+    /// Worker threads (0: all available cores); does not change the result.
+    #[arg(long, value_name = "N", value_parser = int_at_least::<0>, default_value_t = 0)]
+    pub(crate) threads: usize,
+
+    /// Directory of binarized_mnist_test.amat[.gz] [default: the run's --data-dir, else the
+    /// bundled copy].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Print one JSON object on stdout instead of a summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// No progress display on stderr.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+/// The output of `gumbolt eval` (and `eval.json`).
+#[derive(Debug, Serialize)]
+struct Report {
+    /// Mean test NLL in nats (GB Table 1 reports it).
+    test_nll: f64,
+    /// Its standard error over images (excluding the error of log Z, see `log_z_std`).
+    test_nll_sem: f64,
+    log_z: f64,
+    log_z_std: f64,
+    /// `exact`, `pt` or `ais`.
+    log_z_method: String,
+    log_z_seconds: f64,
+    log_z_warnings: Vec<String>,
+    /// Test images evaluated.
+    n: usize,
+    /// Importance samples per image.
+    samples: usize,
+    /// Mean over images of the Monte-Carlo standard error of each `log p̂(x)`.
+    mean_iw_std_err: f64,
+    /// Wall time of log Z and the likelihood estimate.
+    seconds: f64,
+    /// Wall time of the likelihood estimate alone.
+    nll_seconds: f64,
+    /// Evaluation worker threads.
+    threads: usize,
+    /// `MATMUL_NUM_THREADS` of the process (GEMM threads per worker).
+    matmul_threads: Option<String>,
+    seed: u64,
+    run: String,
+    model: &'static str,
+    model_kind: String,
+    structure: &'static str,
+    symbol: &'static str,
+    k: usize,
+    /// Iterations of the checkpoint.
+    iteration: u64,
+    total_iterations: u64,
+    finished: bool,
+    warnings: Vec<String>,
+}
+
+/// The test split in `dir` (`binarized_mnist_test.amat`, else `.amat.gz`); `origin` says where
+/// the directory came from, for the error message.
+fn load_test(dir: &Path, origin: &str) -> Result<Dataset> {
+    let stem = "binarized_mnist_test";
+    let plain = dir.join(format!("{stem}.amat"));
+    let path = if plain.exists() {
+        plain
+    } else {
+        dir.join(format!("{stem}.amat.gz"))
+    };
+    let spec = AmatSpec::binary_mnist().with_rows(MNIST_SPLIT_SIZES[2]);
+    load_amat(&path, &spec)
+        .with_context(|| format!("{origin} {}: cannot load the MNIST test set", dir.display()))
+}
+
+/// Runs `gumbolt eval`.
+pub(crate) fn run(args: EvalArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let dir = RunDir::existing(&args.run, "--run")?;
+    let (kind, meta) = dir.checkpoint_meta()?;
+    // The test set: --data-dir, else the run's own --data-dir, else the bundled copy.
+    let stored = || dir.config().ok().flatten().and_then(|c| c.data_dir);
+    let (data_dir, origin) = match (&args.data_dir, stored()) {
+        (Some(d), _) => (d.clone(), "--data-dir"),
+        (None, Some(d)) => (d, "the run's data directory"),
+        (None, None) => (binarized_mnist_dir(), "the bundled data"),
+    };
+    let mut test = load_test(&data_dir, origin)?;
+    if let Some(limit) = args.limit {
+        let n = limit.min(test.n());
+        test = test.split_at(n)?.0;
+    }
+    let ckpt = dir.checkpoint();
+    let report = match kind {
+        Kind::Rbm => {
+            let model = load_model::<Rbm, SampledPartition<Pcd>>(&ckpt)?;
+            eval_model(model, &test, &args)?
+        }
+        Kind::Nw => {
+            let model = load_model::<FactorialBernoulli, ExactPartitionGradient>(&ckpt)?;
+            eval_model(model, &test, &args)?
+        }
+    };
+    let total = meta.model.train.total_iterations;
+    let mut warnings = report.log_z.warnings.clone();
+    if meta.iteration < total {
+        warnings.push(format!(
+            "the checkpoint is at iteration {} of {total}: the run is unfinished",
+            meta.iteration
+        ));
+    }
+    let out = build_report(&args, &dir, kind, &meta, report, t0, warnings);
+    rundir::write_json_atomic(&dir.file(EVAL), &out)?;
+    let text = if args.json {
+        serde_json::to_string(&out)? + "\n"
+    } else {
+        summary(&out, &dir.file(EVAL))
+    };
+    if !args.quiet && args.json {
+        for w in &out.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    Ok(())
+}
+
+struct Parts {
+    eval: gumbolt_models::eval::EvalReport,
+    log_z: gumbolt_models::eval::LogZ,
+}
+
+/// log Z, then the likelihood estimate, with progress displays.
+fn eval_model<P, G>(model: GumBolt<P, G>, test: &Dataset, args: &EvalArgs) -> Result<Parts>
+where
+    P: GumBoltPrior,
+    G: CheckpointPartition<P>,
+{
+    let cfg = match args.logz {
+        LogzArg::Pt => LogZConfig::pt_bar(),
+        LogzArg::Ais => LogZConfig::ais(),
+    }
+    .with_seed(args.seed)
+    .with_threads(args.threads);
+    let mut sink = ProgressSink::new("log Z", args.quiet);
+    let log_z = estimate_log_z(model.prior(), &cfg, &mut |p| sink.update(p))
+        .context("log Z estimate failed")?;
+    sink.finish();
+    if !args.quiet {
+        eprintln!(
+            "log Z = {:.4} ± {:.4} ({}, {:.1} s)",
+            log_z.value, log_z.std, log_z.method, log_z.seconds
+        );
+    }
+    let ecfg = EvalConfig::default()
+        .with_samples(args.samples)
+        .with_threads(args.threads)
+        .with_seed(args.seed);
+    let mut bar = TaskBar::new(
+        &format!("eval S={}", args.samples),
+        "images",
+        0,
+        test.n() as u64,
+        LOG_INTERVAL,
+        args.quiet,
+    );
+    let eval = evaluate(&model, test, &ecfg, &log_z, &mut |p: EvalProgress| {
+        bar.set_position(p.done as u64)
+    })
+    .context("evaluation failed")?;
+    bar.finish();
+    Ok(Parts { eval, log_z })
+}
+
+fn build_report(
+    args: &EvalArgs,
+    dir: &RunDir,
+    kind: Kind,
+    meta: &CheckpointMeta,
+    parts: Parts,
+    t0: Instant,
+    warnings: Vec<String>,
+) -> Report {
+    let Parts { eval, log_z } = parts;
+    let total = meta.model.train.total_iterations;
+    Report {
+        test_nll: eval.test_nll,
+        test_nll_sem: eval.test_nll_sem,
+        log_z: log_z.value,
+        log_z_std: log_z.std,
+        log_z_method: log_z.method.clone(),
+        log_z_seconds: log_z.seconds,
+        log_z_warnings: log_z.warnings.clone(),
+        n: eval.n,
+        samples: eval.samples,
+        mean_iw_std_err: eval.mean_iw_std_err,
+        seconds: t0.elapsed().as_secs_f64(),
+        nll_seconds: eval.seconds,
+        threads: eval.threads,
+        matmul_threads: std::env::var("MATMUL_NUM_THREADS").ok(),
+        seed: args.seed,
+        run: dir.root().display().to_string(),
+        model: kind.cli_name(),
+        model_kind: meta.model_kind.clone(),
+        structure: meta.model.structure.name(),
+        symbol: symbol(meta.model.structure),
+        k: meta.model.k,
+        iteration: meta.iteration,
+        total_iterations: total,
+        finished: meta.iteration >= total,
+        warnings,
+    }
+}
+
+fn summary(r: &Report, file: &Path) -> String {
+    let mut s = format!(
+        "test NLL = {:.3} ± {:.3} nats (s.e. over {} images, S = {}; {} {} k = {}, iteration {})\n\
+         log Z = {:.4} ± {:.4} ({}, {:.1} s); total {:.1} s with {} threads\n",
+        r.test_nll,
+        r.test_nll_sem,
+        r.n,
+        r.samples,
+        r.model,
+        r.structure,
+        r.k,
+        r.iteration,
+        r.log_z,
+        r.log_z_std,
+        r.log_z_method,
+        r.log_z_seconds,
+        r.seconds,
+        r.threads
+    );
+    for w in r.warnings.iter() {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    s.push_str(&format!("wrote {}\n", file.display()));
+    s
+}

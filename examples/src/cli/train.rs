@@ -1,0 +1,1097 @@
+//! `gumbolt train`: trains GumBolt (RBM prior, PCD) or GumBolt-nW (factorial prior, exact
+//! log Z) on the statically binarised MNIST with the training loop of `gumbolt-models`
+//! (GB §5.1), writing a run directory (see [`super::rundir`]): checkpoints (atomic, periodic and
+//! final), `metrics.jsonl` (F_k and L_k on training and validation images, GB Fig. 2b),
+//! `config.json`, `learning_curves.png` and `train_summary.json`.
+
+use super::progress::{TaskBar, hms};
+use super::rundir::{
+    self, CHECKPOINT, CONFIG, CURVES, Kind, METRICS, RUN_FILES, RUN_MARKERS, RunConfig, RunDir,
+    SUMMARY,
+};
+use super::{int_at_least, usage_error};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueEnum};
+use gumbolt_examples::plot::{self, Series};
+use gumbolt_models::checkpoint::CheckpointError;
+use gumbolt_models::data::{Dataset, MnistSplits, binarized_mnist_dir, load_binarized_mnist};
+use gumbolt_models::gumbolt::{
+    ExactPartitionGradient, GumBolt, GumBoltConfig, LrSchedule, ModelError, SampledPartition,
+    Structure,
+};
+use gumbolt_models::train::{
+    CheckpointMeta, CheckpointPartition, GumBoltPrior, Interval, MetricsRecord, MonitorConfig,
+    TrainError, TrainEvent, TrainImages, Trainer, TrainerConfig,
+};
+use gumbolt_priors::{FactorialBernoulli, Rbm};
+use gumbolt_samplers::{Pcd, PcdConfig};
+use serde::Serialize;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SUB: &str = "train";
+
+/// Default PCD chains (GB does not state it; the reference code uses 1000 chains × 40 sweeps).
+pub(crate) const DEFAULT_PCD_CHAINS: usize = 100;
+/// Default PCD block-Gibbs sweeps per iteration (GB §5.1: 200).
+pub(crate) const DEFAULT_PCD_STEPS: usize = 200;
+/// Default base learning rate (GB §5.1).
+const DEFAULT_LR: f64 = 3e-3;
+/// Mixed into `--seed` for the PCD chains' streams, so they are unrelated to the model's.
+const PCD_SEED_MIX: u64 = 0x5043_445F_5345_4544;
+/// Time between two progress lines when stderr is not a terminal.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DatasetArg {
+    /// Statically binarised MNIST (Larochelle & Murray 2011), 50k/10k/10k.
+    Mnist,
+}
+
+/// The model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelArg {
+    /// GumBolt: RBM prior, PCD negative phase.
+    Gumbolt,
+    /// GumBolt-nW: no couplings (a factorial Bernoulli prior) with the exact log Z.
+    #[value(name = "gumbolt-nw", alias = "nw")]
+    GumboltNw,
+}
+
+impl ModelArg {
+    fn kind(self) -> Kind {
+        match self {
+            ModelArg::Gumbolt => Kind::Rbm,
+            ModelArg::GumboltNw => Kind::Nw,
+        }
+    }
+}
+
+/// The learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LrScheduleArg {
+    /// GB §5.1: ×0.3 at 60, 75 and 95 % of the iterations.
+    Paper,
+    /// The reference code's: warm-up at lr/10 for 2 %, then lr, /3, /10, /33 at 60/75/95 %.
+    Reference,
+    /// Constant.
+    Constant,
+}
+
+impl LrScheduleArg {
+    fn schedule(self, base: f64) -> LrSchedule {
+        match self {
+            LrScheduleArg::Paper => LrSchedule::paper(base),
+            LrScheduleArg::Reference => LrSchedule::reference(base),
+            LrScheduleArg::Constant => LrSchedule::constant(base),
+        }
+    }
+
+    fn of(s: &LrSchedule) -> Option<Self> {
+        [Self::Paper, Self::Reference, Self::Constant]
+            .into_iter()
+            .find(|a| a.schedule(s.base) == *s)
+    }
+}
+
+const STRUCTURE_EXPECTED: &str =
+    "expected linear (-), nonlinear (~), linear2 (--) or nonlinear2 (~~)";
+
+/// Value parser of `--structure`: the names, the paper's symbols typed as `-`, `~`, `--`, `~~`,
+/// and the dashes `—`, `——` of GB Table 1.
+pub(crate) fn parse_structure(s: &str) -> Result<Structure, String> {
+    let t = s.trim();
+    match t {
+        "-" => return Ok(Structure::Linear),
+        "~" => return Ok(Structure::Nonlinear),
+        "--" => return Ok(Structure::Linear2),
+        "~~" => return Ok(Structure::Nonlinear2),
+        _ => {}
+    }
+    if let Ok(v) = t.to_ascii_lowercase().parse::<Structure>() {
+        return Ok(v);
+    }
+    // An unquoted `~` is expanded by the shell to the home directory.
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    if home.is_some_and(|h| Path::new(&h) == Path::new(t)) {
+        return Err(format!(
+            "{STRUCTURE_EXPECTED}; got {t:?}, the shell's expansion of an unquoted `~`: \
+             quote it (`--structure '~'`) or use `nonlinear`"
+        ));
+    }
+    Err(format!("{STRUCTURE_EXPECTED}; got {t:?}"))
+}
+
+fn parse_tau(s: &str) -> Result<f64, String> {
+    parse_positive(s, "a finite number > 0")
+}
+
+fn parse_positive(s: &str, what: &str) -> Result<f64, String> {
+    let t = s.trim();
+    // `1/7`, the paper's τ, is accepted as a fraction.
+    let v = match t.split_once('/') {
+        Some((a, b)) => a
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .zip(b.trim().parse::<f64>().ok())
+            .map(|(a, b)| a / b),
+        None => t.parse::<f64>().ok(),
+    };
+    match v {
+        Some(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected {what}")),
+    }
+}
+
+fn parse_lr(s: &str) -> Result<f64, String> {
+    parse_positive(s, "a finite learning rate > 0")
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a fraction of the iterations in [0, 1]".into()),
+    }
+}
+
+fn parse_iters(s: &str) -> Result<u64, String> {
+    let v: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected an integer ≥ 1".to_string())?;
+    if v == 0 {
+        return Err("expected an integer ≥ 1, got 0".into());
+    }
+    Ok(v)
+}
+
+/// Options of `gumbolt train` (its help text is on the subcommand in `cli/mod.rs`).
+#[derive(Debug, Clone, Args)]
+// Negative numbers are values (`--tau -1` is an invalid τ); a repeated option takes the last value.
+#[command(allow_negative_numbers = true, args_override_self = true)]
+pub(crate) struct TrainArgs {
+    /// The run directory (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+
+    /// Continue the interrupted run in --out from its last checkpoint.
+    #[arg(long)]
+    pub(crate) resume: bool,
+
+    /// Start over, deleting the run files already in --out.
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) force: bool,
+
+    /// The data set.
+    #[arg(long, value_enum, default_value_t = DatasetArg::Mnist, help_heading = "Data")]
+    pub(crate) dataset: DatasetArg,
+
+    /// Directory holding binarized_mnist_{train,valid,test}.amat[.gz] [default: the bundled
+    /// copy].
+    #[arg(long, value_name = "DIR", help_heading = "Data")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Network structure (GB Table 1): linear (-), nonlinear (~), linear2 (--), nonlinear2 (~~)
+    /// [default: nonlinear].
+    #[arg(long, value_name = "S", value_parser = parse_structure, allow_hyphen_values = true,
+          help_heading = "Model")]
+    pub(crate) structure: Option<Structure>,
+
+    /// The model [default: gumbolt].
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub(crate) model: Option<ModelArg>,
+
+    /// Importance samples k of the training objective [default: 1].
+    #[arg(long, value_name = "K", value_parser = int_at_least::<1>, help_heading = "Model")]
+    pub(crate) k: Option<usize>,
+
+    /// Relaxation temperature τ (a number or a fraction such as 1/7) [default: 1/7].
+    #[arg(long, value_name = "TAU", value_parser = parse_tau, help_heading = "Model")]
+    pub(crate) tau: Option<f64>,
+
+    /// Hidden Dense → BN → tanh blocks per network [default: the structure's: 0, 2, 1, 2].
+    #[arg(long, value_name = "N", value_parser = int_at_least::<0>, help_heading = "Model")]
+    pub(crate) hidden_layers: Option<usize>,
+
+    /// Training iterations T (the schedules scale with it; GB: 10⁶). Required for a new run.
+    #[arg(long, value_name = "T", value_parser = parse_iters,
+          required_unless_present = "resume", help_heading = "Training")]
+    pub(crate) iters: Option<u64>,
+
+    /// Seed of the initialisation, the noise, the minibatch order and the PCD chains
+    /// [default: 0].
+    #[arg(long, value_name = "N", help_heading = "Training")]
+    pub(crate) seed: Option<u64>,
+
+    /// Base learning rate of Adam [default: 3e-3].
+    #[arg(long, value_name = "LR", value_parser = parse_lr, help_heading = "Training")]
+    pub(crate) lr: Option<f64>,
+
+    /// Learning-rate schedule [default: paper].
+    #[arg(long, value_enum, help_heading = "Training")]
+    pub(crate) lr_schedule: Option<LrScheduleArg>,
+
+    /// Fraction of the iterations over which the KL term is annealed from 0 to 1
+    /// [default: 0.3].
+    #[arg(long, value_name = "F", value_parser = parse_fraction, help_heading = "Training")]
+    pub(crate) kl_warmup: Option<f64>,
+
+    /// Minibatch size [default: 100].
+    #[arg(long, value_name = "B", value_parser = int_at_least::<1>, help_heading = "Training")]
+    pub(crate) batch_size: Option<usize>,
+
+    /// PCD block-Gibbs sweeps per iteration (--model gumbolt) [default: 200].
+    #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Training")]
+    pub(crate) pcd_steps: Option<usize>,
+
+    /// PCD persistent chains (--model gumbolt) [default: 100].
+    #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Training")]
+    pub(crate) pcd_chains: Option<usize>,
+
+    /// Monitor every N iterations (and at 0 and T) [default: 20 records per run].
+    #[arg(long, value_name = "N", value_parser = parse_iters, conflicts_with = "monitor_records",
+          help_heading = "Monitoring")]
+    pub(crate) monitor_every: Option<u64>,
+
+    /// Number of monitoring records over the run (every ⌈T/N⌉ iterations, and at 0) [default: 20].
+    #[arg(long, value_name = "N", value_parser = parse_iters, help_heading = "Monitoring")]
+    pub(crate) monitor_records: Option<u64>,
+
+    /// Importance samples k of the monitored objectives (GB Fig. 2b: 20) [default: 20].
+    #[arg(long, value_name = "K", value_parser = int_at_least::<1>, help_heading = "Monitoring")]
+    pub(crate) monitor_k: Option<usize>,
+
+    /// Training and validation images monitored, each [default: 500].
+    #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Monitoring")]
+    pub(crate) monitor_images: Option<usize>,
+
+    /// Write a checkpoint every N iterations (and at the end) [default: 20 per run].
+    #[arg(long, value_name = "N", value_parser = parse_iters, help_heading = "Monitoring")]
+    pub(crate) checkpoint_every: Option<u64>,
+
+    /// No progress display or monitoring lines on stderr.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+
+    /// Stop (with a checkpoint) after this many iterations, as if interrupted (for tests).
+    #[arg(long, value_name = "N", hide = true)]
+    pub(crate) stop_after: Option<u64>,
+}
+
+impl TrainArgs {
+    /// Arguments for `gumbolt quick`.
+    pub(crate) fn quick(out: PathBuf, iters: u64, seed: u64, quiet: bool) -> Self {
+        Self {
+            out,
+            resume: false,
+            force: false,
+            dataset: DatasetArg::Mnist,
+            data_dir: None,
+            structure: None,
+            model: None,
+            k: None,
+            tau: None,
+            hidden_layers: None,
+            iters: Some(iters),
+            seed: Some(seed),
+            lr: None,
+            lr_schedule: None,
+            kl_warmup: None,
+            batch_size: None,
+            pcd_steps: None,
+            pcd_chains: None,
+            monitor_every: None,
+            monitor_records: None,
+            monitor_k: None,
+            monitor_images: None,
+            checkpoint_every: None,
+            quiet,
+            stop_after: None,
+        }
+    }
+}
+
+/// The CLI option behind a configuration field of the models crate.
+fn option_for(name: &str) -> String {
+    match name {
+        "k" => "--k".into(),
+        "tau" => "--tau".into(),
+        "train.total_iterations" => "--iters".into(),
+        "train.lr.base" | "train.lr.milestones" => "--lr".into(),
+        "train.kl_warmup_fraction" => "--kl-warmup".into(),
+        "batch_size" => "--batch-size".into(),
+        "monitor" => "--monitor-k".into(),
+        "chains" => "--pcd-chains".into(),
+        "sweeps" => "--pcd-steps".into(),
+        other => format!("the setting `{other}`"),
+    }
+}
+
+/// Configuration errors of the models crate as usage errors naming the option.
+fn config_error(e: TrainError) -> anyhow::Error {
+    match e {
+        TrainError::InvalidConfig { name, reason }
+        | TrainError::Model(ModelError::InvalidConfig { name, reason }) => usage_error(
+            SUB,
+            format!("invalid value for {}: {reason}", option_for(name)),
+        ),
+        TrainError::Model(ModelError::Sampler(gumbolt_samplers::SamplerError::InvalidConfig {
+            name,
+            reason,
+        })) => usage_error(
+            SUB,
+            format!("invalid value for {}: {reason}", option_for(name)),
+        ),
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// The model configuration of a new run.
+fn model_config(args: &TrainArgs, iters: u64) -> GumBoltConfig {
+    let structure = args.structure.unwrap_or(Structure::Nonlinear);
+    let mut c = GumBoltConfig::new(structure)
+        .with_k(args.k.unwrap_or(1))
+        .with_seed(args.seed.unwrap_or(0))
+        .with_iterations(iters);
+    if let Some(t) = args.tau {
+        c.tau = t;
+    }
+    if let Some(h) = args.hidden_layers {
+        c.hidden_layers = h;
+    }
+    let schedule = args.lr_schedule.unwrap_or(LrScheduleArg::Paper);
+    c.train.lr = schedule.schedule(args.lr.unwrap_or(DEFAULT_LR));
+    if let Some(f) = args.kl_warmup {
+        c.train.kl_warmup_fraction = f;
+    }
+    c
+}
+
+fn pcd_config(args: &TrainArgs, seed: u64) -> PcdConfig {
+    PcdConfig::default()
+        .chains(args.pcd_chains.unwrap_or(DEFAULT_PCD_CHAINS))
+        .sweeps(args.pcd_steps.unwrap_or(DEFAULT_PCD_STEPS))
+        .seed(seed ^ PCD_SEED_MIX)
+}
+
+/// The monitoring settings: `base` with the options given.
+fn monitor_config(args: &TrainArgs, base: &MonitorConfig) -> MonitorConfig {
+    let mut m = base.clone();
+    if let Some(n) = args.monitor_every {
+        m.interval = Interval::Every(n);
+    }
+    if let Some(n) = args.monitor_records {
+        m.interval = Interval::Times(n);
+    }
+    if let Some(k) = args.monitor_k {
+        m.k = k;
+    }
+    if let Some(n) = args.monitor_images {
+        m.train_images = n;
+        m.valid_images = n;
+    }
+    m
+}
+
+fn monitor_changed(args: &TrainArgs) -> bool {
+    args.monitor_every.is_some()
+        || args.monitor_records.is_some()
+        || args.monitor_k.is_some()
+        || args.monitor_images.is_some()
+}
+
+/// Options given with --resume must match the checkpoint's run.
+fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> Result<()> {
+    let m = &meta.model;
+    let mut diffs: Vec<String> = Vec::new();
+    let mut check = |given: bool, option: &str, stored: String| {
+        if given {
+            diffs.push(format!("{option} (the run has {stored})"));
+        }
+    };
+    check(
+        args.model.is_some_and(|a| a.kind() != kind),
+        "--model",
+        kind.cli_name().into(),
+    );
+    check(
+        args.structure.is_some_and(|s| s != m.structure),
+        "--structure",
+        m.structure.name().into(),
+    );
+    check(args.k.is_some_and(|k| k != m.k), "--k", m.k.to_string());
+    check(
+        args.tau
+            .is_some_and(|t| (t - m.tau).abs() > 1e-12 * m.tau.abs()),
+        "--tau",
+        m.tau.to_string(),
+    );
+    check(
+        args.hidden_layers.is_some_and(|h| h != m.hidden_layers),
+        "--hidden-layers",
+        m.hidden_layers.to_string(),
+    );
+    check(
+        args.iters.is_some_and(|t| t != m.train.total_iterations),
+        "--iters",
+        m.train.total_iterations.to_string(),
+    );
+    check(
+        args.seed.is_some_and(|s| s != m.seed),
+        "--seed",
+        m.seed.to_string(),
+    );
+    check(
+        args.lr.is_some_and(|lr| lr != m.train.lr.base),
+        "--lr",
+        m.train.lr.base.to_string(),
+    );
+    let sched = LrScheduleArg::of(&m.train.lr);
+    check(
+        args.lr_schedule.is_some_and(|s| Some(s) != sched),
+        "--lr-schedule",
+        sched.map_or("a custom schedule".into(), |s| {
+            format!("{s:?}").to_ascii_lowercase()
+        }),
+    );
+    check(
+        args.kl_warmup
+            .is_some_and(|f| f != m.train.kl_warmup_fraction),
+        "--kl-warmup",
+        m.train.kl_warmup_fraction.to_string(),
+    );
+    check(
+        args.batch_size
+            .is_some_and(|b| b != meta.trainer.batch_size),
+        "--batch-size",
+        meta.trainer.batch_size.to_string(),
+    );
+    if kind == Kind::Rbm {
+        let pcd: Option<PcdConfig> = serde_json::from_value(meta.negative_phase.clone()).ok();
+        if let Some(p) = pcd {
+            check(
+                args.pcd_steps.is_some_and(|s| s != p.sweeps),
+                "--pcd-steps",
+                p.sweeps.to_string(),
+            );
+            check(
+                args.pcd_chains.is_some_and(|c| c != p.chains),
+                "--pcd-chains",
+                p.chains.to_string(),
+            );
+        }
+    }
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(usage_error(
+        SUB,
+        format!(
+            "--resume continues the run in {} with its own settings; these options differ: {} \
+             (leave them out, or start a new run with --force or another --out)",
+            args.out.display(),
+            diffs.join(", ")
+        ),
+    ))
+}
+
+/// The data directory and whether it is the bundled one.
+fn data_source(given: Option<&Path>) -> (PathBuf, bool) {
+    match given {
+        Some(d) => (d.to_path_buf(), false),
+        None => (binarized_mnist_dir(), true),
+    }
+}
+
+fn load_data(dir: &Path, bundled: bool, quiet: bool) -> Result<MnistSplits> {
+    let t0 = Instant::now();
+    let data = load_binarized_mnist(dir).with_context(|| {
+        if bundled {
+            format!("cannot load the bundled MNIST from {}", dir.display())
+        } else {
+            format!("--data-dir {}: cannot load MNIST", dir.display())
+        }
+    })?;
+    if !quiet {
+        eprintln!(
+            "loaded MNIST ({} / {} / {} images) from {} in {:.1} s",
+            data.train.n(),
+            data.valid.n(),
+            data.test.n(),
+            dir.display(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(data)
+}
+
+/// Runs `gumbolt train`.
+pub(crate) fn run(args: TrainArgs) -> Result<()> {
+    let t_start = Instant::now();
+    if args.stop_after == Some(0) {
+        return Err(usage_error(
+            SUB,
+            "invalid value for --stop-after: expected ≥ 1",
+        ));
+    }
+    let dir = RunDir::new(&args.out);
+    if args.resume {
+        resume(args, dir, t_start)
+    } else {
+        fresh(args, dir, t_start)
+    }
+}
+
+fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
+    let iters = args
+        .iters
+        .ok_or_else(|| usage_error(SUB, "--iters is required for a new run"))?;
+    let kind = args.model.unwrap_or(ModelArg::Gumbolt).kind();
+    if kind == Kind::Nw && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
+        eprintln!("warning: --pcd-steps and --pcd-chains are ignored by --model gumbolt-nw");
+    }
+    let mc = model_config(&args, iters);
+    mc.validate()
+        .map_err(|e| config_error(TrainError::Model(e)))?;
+    let mut tc = TrainerConfig::default().with_seed(mc.seed);
+    if let Some(b) = args.batch_size {
+        tc.batch_size = b;
+    }
+    tc.monitor = monitor_config(&args, &tc.monitor);
+    if let Some(n) = args.checkpoint_every {
+        tc.checkpoint_interval = Interval::Every(n);
+    }
+    let pcd = (kind == Kind::Rbm).then(|| pcd_config(&args, mc.seed));
+
+    // The run directory: never overwrite a run without --force.
+    if dir.root().exists() && !dir.root().is_dir() {
+        bail!(
+            "--out {}: exists and is not a directory",
+            dir.root().display()
+        );
+    }
+    let existing = dir.present(&RUN_MARKERS);
+    if !existing.is_empty() && !args.force {
+        bail!(
+            "--out {} already holds a run ({}); pass --resume to continue it or --force to \
+             start over",
+            dir.root().display(),
+            existing
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    std::fs::create_dir_all(dir.root()).with_context(|| {
+        format!(
+            "--out {}: cannot create the directory",
+            dir.root().display()
+        )
+    })?;
+
+    let (data_dir, bundled) = data_source(args.data_dir.as_deref());
+    let data = load_data(&data_dir, bundled, args.quiet)?;
+    let means = data.train.pixel_means();
+    let ckpt = dir.checkpoint();
+    let config = RunConfig {
+        writer: format!("gumbolt {}", env!("CARGO_PKG_VERSION")),
+        dataset: "mnist".into(),
+        data_dir: (!bundled).then(|| absolute(&data_dir)),
+        model: kind.cli_name().into(),
+        model_kind: kind.model_kind(),
+        model_config: mc.clone(),
+        pcd: pcd.clone(),
+        trainer: tc.clone(),
+        command: std::env::args().collect(),
+    };
+    let session = Session {
+        dir: &dir,
+        args: &args,
+        config,
+        resumed_from: None,
+        t_start,
+    };
+    let images = TrainImages::Binary(data.train);
+    match kind {
+        Kind::Rbm => {
+            let pcd = pcd.expect("set for the RBM prior");
+            let model = GumBolt::with_pcd(mc, &means, pcd)
+                .map_err(|e| config_error(TrainError::Model(e)))?;
+            let trainer = Trainer::new(model, images, Some(&data.valid), tc)
+                .map_err(config_error)?
+                .with_checkpoint_path(ckpt);
+            session.start_fresh()?;
+            session.drive(trainer)
+        }
+        Kind::Nw => {
+            let model = GumBolt::nw(mc, &means).map_err(|e| config_error(TrainError::Model(e)))?;
+            let trainer = Trainer::new(model, images, Some(&data.valid), tc)
+                .map_err(config_error)?
+                .with_checkpoint_path(ckpt);
+            session.start_fresh()?;
+            session.drive(trainer)
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
+    let ckpt = dir.checkpoint();
+    if !ckpt.exists() {
+        bail!(
+            "--resume: {} has no checkpoint to resume from ({} not found; start over with --force)",
+            dir.root().display(),
+            ckpt.display()
+        );
+    }
+    let (kind, meta) = dir.checkpoint_meta()?;
+    check_resume_options(&args, kind, &meta)?;
+    let stored = dir.config().unwrap_or(None);
+    let data_dir_arg = args
+        .data_dir
+        .clone()
+        .or_else(|| stored.as_ref().and_then(|c| c.data_dir.clone()));
+    let (data_dir, bundled) = data_source(data_dir_arg.as_deref());
+    let data = load_data(&data_dir, bundled, args.quiet)?;
+    let images = TrainImages::Binary(data.train);
+    let pcd = match kind {
+        Kind::Rbm => serde_json::from_value(meta.negative_phase.clone()).ok(),
+        Kind::Nw => None,
+    };
+    let config = RunConfig {
+        writer: format!("gumbolt {}", env!("CARGO_PKG_VERSION")),
+        dataset: "mnist".into(),
+        data_dir: (!bundled).then(|| absolute(&data_dir)),
+        model: kind.cli_name().into(),
+        model_kind: kind.model_kind(),
+        model_config: meta.model.clone(),
+        pcd,
+        trainer: meta.trainer.clone(),
+        command: std::env::args().collect(),
+    };
+    let mut session = Session {
+        dir: &dir,
+        args: &args,
+        config,
+        resumed_from: Some(meta.iteration),
+        t_start,
+    };
+    match kind {
+        Kind::Rbm => {
+            let t = Trainer::<Rbm, SampledPartition<Pcd>>::resume(&ckpt, images, Some(&data.valid))
+                .map_err(resume_error)?;
+            let t = session.prepare_resume(t, &meta, &data.valid)?;
+            session.drive(t)
+        }
+        Kind::Nw => {
+            let t = Trainer::<FactorialBernoulli, ExactPartitionGradient>::resume(
+                &ckpt,
+                images,
+                Some(&data.valid),
+            )
+            .map_err(resume_error)?;
+            let t = session.prepare_resume(t, &meta, &data.valid)?;
+            session.drive(t)
+        }
+    }
+}
+
+fn resume_error(e: TrainError) -> anyhow::Error {
+    match e {
+        TrainError::Checkpoint(e @ CheckpointError::WrongStructure { .. }) => anyhow::Error::new(e)
+            .context("--resume: the checkpoint does not fit (another data set? pass the run's --data-dir)"),
+        e => anyhow::Error::new(e).context("--resume"),
+    }
+}
+
+/// One `gumbolt train` invocation on a run directory.
+struct Session<'a> {
+    dir: &'a RunDir,
+    args: &'a TrainArgs,
+    config: RunConfig,
+    resumed_from: Option<u64>,
+    t_start: Instant,
+}
+
+/// The final JSON line of `gumbolt train` (also `train_summary.json`).
+#[derive(Debug, Serialize)]
+struct TrainSummary {
+    run: String,
+    model: String,
+    model_kind: String,
+    structure: &'static str,
+    k: usize,
+    tau: f64,
+    seed: u64,
+    /// Total iterations T.
+    iters: u64,
+    /// Iterations done.
+    iteration: u64,
+    finished: bool,
+    resumed_from: Option<u64>,
+    /// Steps taken by this invocation.
+    steps: u64,
+    /// Median seconds per training step of this invocation.
+    sec_per_iter: Option<f64>,
+    /// Mean seconds per training step of this invocation.
+    sec_per_iter_mean: Option<f64>,
+    /// Training time (steps only) of the run, all sessions.
+    train_seconds: f64,
+    /// Wall time of this invocation (data loading, steps, monitoring, checkpoints, plots).
+    wall_seconds: f64,
+    /// Time spent monitoring in this invocation.
+    monitor_seconds: f64,
+    /// The last monitoring record.
+    #[serde(rename = "final")]
+    final_values: Option<FinalValues>,
+    checkpoint: String,
+    metrics: String,
+    learning_curves: Option<String>,
+    matmul_threads: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FinalValues {
+    iteration: u64,
+    k: usize,
+    train_relaxed: f64,
+    train_discrete: f64,
+    valid_relaxed: Option<f64>,
+    valid_discrete: Option<f64>,
+    log_z: f64,
+    log_z_std: f64,
+    log_z_method: String,
+}
+
+impl FinalValues {
+    fn of(r: &MetricsRecord) -> Self {
+        Self {
+            iteration: r.iteration,
+            k: r.k,
+            train_relaxed: r.train_relaxed,
+            train_discrete: r.train_discrete,
+            valid_relaxed: r.valid_relaxed,
+            valid_discrete: r.valid_discrete,
+            log_z: r.log_z,
+            log_z_std: r.log_z_std,
+            log_z_method: r.log_z_method.clone(),
+        }
+    }
+}
+
+impl Session<'_> {
+    fn note(&self, msg: &str) {
+        if !self.args.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// A new run: with --force the old run's files removed (only now that the new run is set
+    /// up, so a failing --force leaves the old run intact), then `config.json` and an empty
+    /// `metrics.jsonl`.
+    fn start_fresh(&self) -> Result<()> {
+        if self.args.force {
+            for p in self.dir.present(&RUN_FILES) {
+                std::fs::remove_file(&p)
+                    .with_context(|| format!("cannot remove {}", p.display()))?;
+            }
+        }
+        rundir::write_json_atomic(&self.dir.file(CONFIG), &self.config)?;
+        rundir::write_atomic(&self.dir.file(METRICS), b"")
+    }
+
+    /// A resumed run: monitoring and checkpoint options applied, `metrics.jsonl` cut back to the
+    /// records the checkpoint's state has seen (later ones are recomputed identically),
+    /// `config.json` rewritten.
+    fn prepare_resume<P: GumBoltPrior, G: CheckpointPartition<P>>(
+        &mut self,
+        mut trainer: Trainer<P, G>,
+        meta: &CheckpointMeta,
+        valid: &Dataset,
+    ) -> Result<Trainer<P, G>> {
+        let args = self.args;
+        if monitor_changed(args) {
+            let m = monitor_config(args, &trainer.config().monitor);
+            trainer
+                .set_monitor_config(m, Some(valid))
+                .map_err(config_error)?;
+        }
+        if let Some(n) = args.checkpoint_every {
+            trainer.set_checkpoint_interval(Interval::Every(n));
+        }
+        self.config.trainer = trainer.config().clone();
+        let at = meta.iteration;
+        let path = self.dir.file(METRICS);
+        let (records, bad) = rundir::read_metrics(&path)?;
+        let before = records.len();
+        let mut seen = std::collections::BTreeSet::new();
+        let kept: Vec<&MetricsRecord> = records
+            .iter()
+            .filter(|r| r.iteration < at || Some(r.iteration) == meta.last_monitor)
+            .filter(|r| seen.insert(r.iteration))
+            .collect();
+        let dropped = before - kept.len();
+        let text: String = kept.iter().map(|r| rundir::metrics_line(r)).collect();
+        rundir::write_atomic(&path, text.as_bytes())?;
+        rundir::write_json_atomic(&self.dir.file(CONFIG), &self.config)?;
+        let mut msg = format!(
+            "resuming {} at iteration {at} of {}",
+            self.dir.root().display(),
+            trainer.total_iterations()
+        );
+        if dropped + bad > 0 {
+            msg.push_str(&format!(
+                " ({dropped} metrics record(s) after the checkpoint dropped, to be recomputed{})",
+                if bad > 0 {
+                    format!("; {bad} unreadable line(s) removed")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        self.note(&msg);
+        Ok(trainer)
+    }
+
+    /// Trains to the end (or --stop-after), then writes the learning curves and the summary.
+    fn drive<P: GumBoltPrior, G: CheckpointPartition<P>>(
+        &self,
+        mut trainer: Trainer<P, G>,
+    ) -> Result<()> {
+        let args = self.args;
+        let total = trainer.total_iterations();
+        let start = trainer.iteration();
+        let until = args.stop_after.map_or(total, |n| n.min(total));
+        let metrics_path = self.dir.file(METRICS);
+        let mut metrics = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&metrics_path)
+            .with_context(|| format!("cannot open {}", metrics_path.display()))?;
+        let mc = trainer.model().config().clone();
+        let label = format!(
+            "train {} {} k={}",
+            self.config.model,
+            mc.structure.name(),
+            mc.k
+        );
+        if !args.quiet && start < until {
+            eprintln!(
+                "training {} iterations{} → {}",
+                until - start,
+                if start > 0 {
+                    format!(" (from {start})")
+                } else {
+                    String::new()
+                },
+                self.dir.root().display()
+            );
+        }
+        let mut bar = TaskBar::new(&label, "it", start, total, LOG_INTERVAL, args.quiet);
+        let mut write_error: Option<std::io::Error> = None;
+        let mut monitor_seconds = 0.0;
+        let mut last_loss = f64::NAN;
+        let mut observer = |e: TrainEvent<'_>| match e {
+            TrainEvent::Step(s) => {
+                last_loss = s.parts.loss;
+                bar.set_message(format!("loss {:.2}", s.parts.loss));
+                bar.set_position(s.iteration);
+            }
+            TrainEvent::MonitorStart { .. } => bar.set_message("monitoring".into()),
+            TrainEvent::Metrics(r) => {
+                monitor_seconds += r.monitor_seconds;
+                let line = rundir::metrics_line(r);
+                if let Err(e) = metrics
+                    .write_all(line.as_bytes())
+                    .and_then(|()| metrics.flush())
+                {
+                    write_error.get_or_insert(e);
+                }
+                bar.note(&record_line(r));
+                bar.set_message(format!("loss {last_loss:.2}"));
+            }
+            TrainEvent::Checkpoint(_) => {}
+        };
+        let result = trainer.run(until, &mut observer);
+        bar.finish();
+        drop(metrics);
+        if let Some(e) = write_error {
+            return Err(anyhow!(e).context(format!("cannot write {}", metrics_path.display())));
+        }
+
+        let kind_title = if self.config.model == "gumbolt-nw" {
+            "GumBolt-nW"
+        } else {
+            "GumBolt"
+        };
+        let curves = write_learning_curves(self.dir, kind_title, &mc);
+        let summary = match result {
+            Ok(s) => s,
+            Err(TrainError::NonFinite { what, iteration }) => {
+                let last = gumbolt_models::train::read_meta(self.dir.checkpoint())
+                    .ok()
+                    .map(|m| m.iteration);
+                bail!(
+                    "training diverged: non-finite {what} at iteration {iteration}; the checkpoint \
+                     {}{} is left intact (start a new run with a smaller --lr)",
+                    self.dir.file(CHECKPOINT).display(),
+                    last.map_or(String::new(), |i| format!(" (iteration {i})"))
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let curves = curves?;
+        let (records, _) = rundir::read_metrics(&metrics_path)?;
+        let end = trainer.iteration();
+        let out = TrainSummary {
+            run: self.dir.root().display().to_string(),
+            model: self.config.model.clone(),
+            model_kind: self.config.model_kind.clone(),
+            structure: mc.structure.name(),
+            k: mc.k,
+            tau: mc.tau,
+            seed: mc.seed,
+            iters: total,
+            iteration: end,
+            finished: end >= total,
+            resumed_from: self.resumed_from,
+            steps: summary.end_iteration - summary.start_iteration,
+            sec_per_iter: summary.sec_per_iter_median,
+            sec_per_iter_mean: summary.sec_per_iter_mean,
+            train_seconds: trainer.train_seconds(),
+            wall_seconds: self.t_start.elapsed().as_secs_f64(),
+            monitor_seconds,
+            final_values: records.last().map(FinalValues::of),
+            checkpoint: self.dir.file(CHECKPOINT).display().to_string(),
+            metrics: metrics_path.display().to_string(),
+            learning_curves: curves.map(|p| p.display().to_string()),
+            matmul_threads: std::env::var("MATMUL_NUM_THREADS").ok(),
+        };
+        rundir::write_json_atomic(&self.dir.file(SUMMARY), &out)?;
+        if !args.quiet {
+            let state = if out.finished {
+                "finished".to_string()
+            } else {
+                format!("stopped at iteration {end} of {total}; continue with --resume")
+            };
+            eprintln!(
+                "{state}: training time {} ({} per iteration, median)",
+                hms(out.train_seconds),
+                out.sec_per_iter
+                    .map_or("–".into(), |s| format!("{:.1} ms", 1e3 * s))
+            );
+        }
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", serde_json::to_string(&out)?)
+            .and_then(|()| stdout.flush())
+            .context("writing to stdout")?;
+        Ok(())
+    }
+}
+
+/// A monitoring record as a progress line.
+fn record_line(r: &MetricsRecord) -> String {
+    let valid = match (r.valid_relaxed, r.valid_discrete) {
+        (Some(f), Some(l)) => format!(" | valid F {f:.2} L {l:.2}"),
+        _ => String::new(),
+    };
+    format!(
+        "iter {:>w$}/{} (epoch {}): train F_{k} {:.2} L_{k} {:.2}{valid} | log Z {:.2} ± {:.2} ({}) | β {:.2} lr {:.1e}{}",
+        r.iteration,
+        r.total_iterations,
+        r.epoch,
+        r.train_relaxed,
+        r.train_discrete,
+        r.log_z,
+        r.log_z_std,
+        r.log_z_method,
+        r.kl_beta,
+        r.learning_rate,
+        r.sec_per_iter
+            .map_or(String::new(), |s| format!(" | {:.1} ms/it", 1e3 * s)),
+        k = r.k,
+        w = r.total_iterations.to_string().len(),
+    )
+}
+
+/// Draws `learning_curves.png` from `metrics.jsonl` (GB Fig. 2b): −F_k and −L_k on the training
+/// and validation images against the iteration, lower is better. The record at iteration 0 is
+/// left out when there are later ones (the untrained model's values would flatten the curves).
+/// Returns the path, or `None` when there is no record.
+fn write_learning_curves(dir: &RunDir, model: &str, mc: &GumBoltConfig) -> Result<Option<PathBuf>> {
+    let (records, _) = rundir::read_metrics(&dir.file(METRICS))?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let shown: Vec<&MetricsRecord> = if records.len() > 2 {
+        records.iter().filter(|r| r.iteration > 0).collect()
+    } else {
+        records.iter().collect()
+    };
+    let k = records[0].k;
+    let tau = records[0].tau;
+    let pts = |f: &dyn Fn(&MetricsRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        shown
+            .iter()
+            .map(|r| (r.iteration as f64, f(r).map_or(f64::NAN, |v| -v)))
+            .collect()
+    };
+    let series = vec![
+        Series::new(
+            format!("train −F_{k} (relaxed, τ = {})", fmt_tau(tau)),
+            pts(&|r| Some(r.train_relaxed)),
+        ),
+        Series::new(
+            format!("train −L_{k} (discrete)"),
+            pts(&|r| Some(r.train_discrete)),
+        ),
+        Series::new(format!("valid −F_{k} (relaxed)"), pts(&|r| r.valid_relaxed)),
+        Series::new(
+            format!("valid −L_{k} (discrete)"),
+            pts(&|r| r.valid_discrete),
+        ),
+    ];
+    let title = format!(
+        "{model}, {} ({}), k = {}: k = {k} objectives on MNIST",
+        mc.structure.name(),
+        symbol(mc.structure),
+        mc.k
+    );
+    let path = dir.file(CURVES);
+    plot::learning_curves(
+        &series,
+        &title,
+        "−objective (nats; −L_k bounds the NLL)",
+        &path,
+    )
+    .with_context(|| format!("cannot draw {}", path.display()))?;
+    Ok(Some(path))
+}
+
+fn fmt_tau(tau: f64) -> String {
+    let inv = 1.0 / tau;
+    if (inv - inv.round()).abs() < 1e-9 && inv.round() > 1.0 {
+        format!("1/{}", inv.round())
+    } else {
+        format!("{tau}")
+    }
+}
+
+/// The symbol of GB Table 1.
+pub(crate) fn symbol(s: Structure) -> &'static str {
+    match s {
+        Structure::Linear => "—",
+        Structure::Nonlinear => "~",
+        Structure::Linear2 => "——",
+        Structure::Nonlinear2 => "~~",
+    }
+}
