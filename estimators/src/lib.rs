@@ -9,6 +9,9 @@
 //! | [`BernoulliPosterior`] | factorial Bernoulli layer: `log q(z|l) = Σ[z·l − softplus(l)]`, score `z − σ(l)`; at relaxed ζ the same formula is GumBolt's `log q̌(ζ|x)` (GB text after Eq. 8) | [`Posterior`](gumbolt_core::Posterior) |
 //! | [`GumbelRelaxation`] | `ζ = σ((l + logit ρ)/τ)` (GB Eq. 2), pathwise backward `∂ζ/∂l = ζ(1−ζ)/τ` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
 //! | [`Discrete`] | the τ = 0 limit, `z = 1[l + logit ρ > 0]` (GB §2.2, Gumbel form), used at evaluation | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`SpikeAndExp`] | dVAE's spike-and-exponential smoothing (Rolfe 2016; algorithms §3): inverse CDF and pathwise `∂ζ/∂l` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`OverlappingExp`] | dVAE++'s overlapping exponentials (Vahdat et al. 2018; algorithms §4): stable mixture inverse CDF, implicit `∂ζ/∂l` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`Reinforce`], [`NvilBaseline`], [`vimco_signals`] | score-function gradients with NVIL centring (k = 1) and VIMCO leave-one-out signals (k > 1) (algorithms §6) | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
 //!
 //! Matrices are `[N, n]` f32 (rows are samples, columns units); per-row log-probabilities
 //! are accumulated in f64. Uniform noise ρ is clamped to `[1e-6, 1 − 1e-6]` before `logit`
@@ -19,8 +22,14 @@
 
 pub mod error;
 pub mod gumbel;
+pub mod overlap_exp;
 pub mod posterior;
+pub mod reinforce;
+pub mod spike_exp;
 
 pub use error::{EstimatorError, Result};
 pub use gumbel::{Discrete, GumbelRelaxation, NOISE_CLAMP, noise_logit};
+pub use overlap_exp::OverlappingExp;
 pub use posterior::BernoulliPosterior;
+pub use reinforce::{NvilBaseline, Reinforce, vimco_signals};
+pub use spike_exp::SpikeAndExp;
