@@ -1,13 +1,14 @@
 //! `gumbolt eval`: the S-sample importance-weighted test NLL of a trained run (GB §5.1), with
 //! log Z by PT + bridge sampling (the paper's method), AIS, or exactly for GumBolt-nW.
 
-use super::int_at_least;
+use super::dataset::{self, DatasetArg, Source};
 use super::progress::{ProgressSink, TaskBar};
 use super::rundir::{self, EVAL, Kind, RunDir};
 use super::train::symbol;
+use super::{int_at_least, usage_error};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use gumbolt_models::data::{AmatSpec, Dataset, MNIST_SPLIT_SIZES, binarized_mnist_dir, load_amat};
+use gumbolt_models::data::Dataset;
 use gumbolt_models::eval::{EvalConfig, EvalProgress, LogZConfig, estimate_log_z, evaluate};
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
 use gumbolt_models::train::{CheckpointMeta, CheckpointPartition, GumBoltPrior, load_model};
@@ -41,7 +42,8 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "S", value_parser = int_at_least::<1>, default_value_t = 4000)]
     pub(crate) samples: usize,
 
-    /// Evaluate only the first N test images [default: all 10 000].
+    /// Evaluate only the first N test images [default: all, 10 000 for MNIST, 8 070 for
+    /// OMNIGLOT].
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>)]
     pub(crate) limit: Option<usize>,
 
@@ -57,10 +59,14 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "N", value_parser = int_at_least::<0>, default_value_t = 0)]
     pub(crate) threads: usize,
 
-    /// Directory of binarized_mnist_test.amat[.gz] [default: the run's --data-dir, else the
-    /// bundled copy].
+    /// Directory of the run's data set (binarized_mnist_test.amat[.gz], or the rebuilt
+    /// OMNIGLOT files) [default: the run's --data-dir or --data-file, else the bundled copy].
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+
+    /// OMNIGLOT runs only: Burda et al.'s chardata.mat [default: the run's].
+    #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+    pub(crate) data_file: Option<PathBuf>,
 
     /// Print one JSON object on stdout instead of a summary.
     #[arg(long)]
@@ -99,6 +105,8 @@ struct Report {
     /// `MATMUL_NUM_THREADS` of the process (GEMM threads per worker).
     matmul_threads: Option<String>,
     seed: u64,
+    /// The test set: `MNIST`, `OMNIGLOT (rebuilt)` or `OMNIGLOT` (chardata.mat).
+    dataset: &'static str,
     run: String,
     model: &'static str,
     model_kind: String,
@@ -112,34 +120,50 @@ struct Report {
     warnings: Vec<String>,
 }
 
-/// The test split in `dir` (`binarized_mnist_test.amat`, else `.amat.gz`); `origin` says where
-/// the directory came from, for the error message.
-fn load_test(dir: &Path, origin: &str) -> Result<Dataset> {
-    let stem = "binarized_mnist_test";
-    let plain = dir.join(format!("{stem}.amat"));
-    let path = if plain.exists() {
-        plain
-    } else {
-        dir.join(format!("{stem}.amat.gz"))
-    };
-    let spec = AmatSpec::binary_mnist().with_rows(MNIST_SPLIT_SIZES[2]);
-    load_amat(&path, &spec)
-        .with_context(|| format!("{origin} {}: cannot load the MNIST test set", dir.display()))
-}
-
 /// Runs `gumbolt eval`.
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
     let t0 = Instant::now();
     let dir = RunDir::existing(&args.run, "--run")?;
     let (kind, meta) = dir.checkpoint_meta()?;
-    // The test set: --data-dir, else the run's own --data-dir, else the bundled copy.
-    let stored = || dir.config().ok().flatten().and_then(|c| c.data_dir);
-    let (data_dir, origin) = match (&args.data_dir, stored()) {
-        (Some(d), _) => (d.clone(), "--data-dir"),
-        (None, Some(d)) => (d, "the run's data directory"),
-        (None, None) => (binarized_mnist_dir(), "the bundled data"),
+    // The run's data set (config.json, else what the checkpoint's training images say:
+    // grey levels are OMNIGLOT's); the test set from --data-dir / --data-file, else the run's
+    // source.
+    let stored = match dir.config()? {
+        Some(c) => Some(c.data().with_context(|| {
+            format!(
+                "{}: unknown data set `{}`",
+                dir.file(rundir::CONFIG).display(),
+                c.dataset
+            )
+        })?),
+        None => None,
     };
-    let mut test = load_test(&data_dir, origin)?;
+    let dataset = stored.as_ref().map_or(
+        if meta.data.kind == "grey" {
+            DatasetArg::Omniglot
+        } else {
+            DatasetArg::Mnist
+        },
+        |(d, _)| *d,
+    );
+    if dataset == DatasetArg::Mnist
+        && let Some(f) = &args.data_file
+    {
+        return Err(usage_error(
+            "eval",
+            format!(
+                "--data-file {} is for OMNIGLOT runs; this run was trained on MNIST",
+                f.display()
+            ),
+        ));
+    }
+    let source = if args.data_dir.is_some() || args.data_file.is_some() {
+        Source::of(args.data_dir.as_deref(), args.data_file.as_deref())
+    } else {
+        stored.map_or(Source::Bundled, |(_, s)| s)
+    };
+    let mut test = dataset::load_test(dataset, &source)?;
+    let data_label = dataset::label(dataset, &source);
     if let Some(limit) = args.limit {
         let n = limit.min(test.n());
         test = test.split_at(n)?.0;
@@ -163,7 +187,8 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
             meta.iteration
         ));
     }
-    let out = build_report(&args, &dir, kind, &meta, report, t0, warnings);
+    let mut out = build_report(&args, &dir, kind, &meta, report, t0, warnings);
+    out.dataset = data_label;
     rundir::write_json_atomic(&dir.file(EVAL), &out)?;
     let text = if args.json {
         serde_json::to_string(&out)? + "\n"
@@ -257,6 +282,7 @@ fn build_report(
         threads: eval.threads,
         matmul_threads: std::env::var("MATMUL_NUM_THREADS").ok(),
         seed: args.seed,
+        dataset: "",
         run: dir.root().display().to_string(),
         model: kind.cli_name(),
         model_kind: meta.model_kind.clone(),
@@ -272,8 +298,9 @@ fn build_report(
 
 fn summary(r: &Report, file: &Path) -> String {
     let mut s = format!(
-        "test NLL = {:.3} ± {:.3} nats (s.e. over {} images, S = {}; {} {} k = {}, iteration {})\n\
+        "{} test NLL = {:.3} ± {:.3} nats (s.e. over {} images, S = {}; {} {} k = {}, iteration {})\n\
          log Z = {:.4} ± {:.4} ({}, {:.1} s); total {:.1} s with {} threads\n",
+        r.dataset,
         r.test_nll,
         r.test_nll_sem,
         r.n,

@@ -4,6 +4,7 @@
 //! found after parsing (e.g. an estimator setting the estimator rejects) are returned as a
 //! [`clap::Error`] built by [`usage_error`], which `main` turns into exit code 2.
 
+mod dataset;
 mod eval;
 mod logz;
 mod progress;
@@ -25,7 +26,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train GumBolt or GumBolt-nW on MNIST into a run directory (checkpoints, metrics, curves).
+    /// Train GumBolt or GumBolt-nW on MNIST or OMNIGLOT into a run directory (checkpoints,
+    /// metrics, curves).
+    ///
+    /// `--dataset omniglot` trains on the bundled rebuild of OMNIGLOT (results labelled
+    /// "OMNIGLOT (rebuilt)"), on a rebuilt-format directory with --data-dir, or on Burda et
+    /// al.'s chardata.mat with --data-file; its training images are re-binarised for every
+    /// minibatch, the validation and test images are binarised once (seed 1).
     ///
     /// The run directory (--out) gets `checkpoint.ckpt` (periodic and final, written
     /// atomically), `metrics.jsonl` (one monitoring record per line: the objectives F_k and L_k
@@ -45,7 +52,8 @@ enum Command {
     /// Loads `checkpoint.ckpt` of --run (GumBolt or GumBolt-nW, from the checkpoint's model
     /// kind), estimates log Z of its prior (PT + bridge sampling by default, AIS with --logz ais,
     /// exact for GumBolt-nW), and estimates log p(x) of every test image from S importance
-    /// samples at τ = 0 (GB §5.1). Prints the result (one JSON object with --json) and writes it
+    /// samples at τ = 0 (GB §5.1). The test set is that of the data set the run was trained on
+    /// (from its config.json). Prints the result (one JSON object with --json) and writes it
     /// to `eval.json` in the run directory. The result depends on --seed, not on --threads.
     Eval(eval::EvalArgs),
     /// Draw samples from a trained run as a PNG grid.

@@ -1,5 +1,6 @@
 //! `gumbolt quick`: `train`, `eval` and `sample` in one go with a small budget.
 
+use super::dataset::DatasetArg;
 use super::eval::{self, EvalArgs, LogzArg};
 use super::int_at_least;
 use super::sample::{self, SampleArgs};
@@ -31,6 +32,10 @@ pub(crate) struct QuickArgs {
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>)]
     limit: Option<usize>,
 
+    /// The data set (the bundled copy) [default: mnist].
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetArg>,
+
     /// Continue an interrupted run in --out (a finished one is only evaluated and sampled).
     #[arg(long)]
     resume: bool,
@@ -49,6 +54,7 @@ pub(crate) fn run(args: QuickArgs) -> Result<()> {
     let mut t = TrainArgs::quick(args.out.clone(), args.iters as u64, args.seed, args.quiet);
     t.resume = args.resume;
     t.force = args.force;
+    t.dataset = args.dataset;
     if args.resume {
         // The run's own settings apply.
         t.iters = None;
@@ -63,6 +69,7 @@ pub(crate) fn run(args: QuickArgs) -> Result<()> {
         seed: args.seed,
         threads: 0,
         data_dir: None,
+        data_file: None,
         json: true,
         quiet: args.quiet,
     })?;

@@ -9,6 +9,7 @@
 //! | `train_summary.json` | train (at the end of every session) | the final JSON line of `gumbolt train` |
 //! | `eval.json` | eval | the JSON object of `gumbolt eval` |
 
+use super::dataset::{DatasetArg, Source};
 use anyhow::{Context, Result, bail};
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBoltConfig, SampledPartition};
 use gumbolt_models::train::{CheckpointMeta, MetricsRecord, TrainerConfig, model_kind, read_meta};
@@ -69,10 +70,17 @@ impl Kind {
 pub(crate) struct RunConfig {
     /// `gumbolt <version>` that wrote it.
     pub writer: String,
-    /// `mnist`.
+    /// `mnist` or `omniglot`.
     pub dataset: String,
-    /// The data directory given with `--data-dir`; `null`: the bundled copy.
+    /// How results on the data are labelled: `MNIST`, `OMNIGLOT (rebuilt)` or `OMNIGLOT`
+    /// (Burda et al.'s `chardata.mat`).
+    #[serde(default)]
+    pub dataset_label: String,
+    /// The data directory given with `--data-dir`; `null`: the bundled copy (or `data_file`).
     pub data_dir: Option<PathBuf>,
+    /// The data file given with `--data-file` (OMNIGLOT's `chardata.mat`).
+    #[serde(default)]
+    pub data_file: Option<PathBuf>,
     /// `gumbolt` or `gumbolt-nw`.
     pub model: String,
     /// The checkpoint's model kind.
@@ -85,6 +93,17 @@ pub(crate) struct RunConfig {
     pub trainer: TrainerConfig,
     /// The command line of the session that wrote the file.
     pub command: Vec<String>,
+}
+
+impl RunConfig {
+    /// The data set and its source, if the data set is one this version knows.
+    pub(crate) fn data(&self) -> Option<(DatasetArg, Source)> {
+        let dataset = DatasetArg::from_name(&self.dataset)?;
+        Some((
+            dataset,
+            Source::of(self.data_dir.as_deref(), self.data_file.as_deref()),
+        ))
+    }
 }
 
 /// A run directory.

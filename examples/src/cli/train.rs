@@ -1,9 +1,10 @@
 //! `gumbolt train`: trains GumBolt (RBM prior, PCD) or GumBolt-nW (factorial prior, exact
-//! log Z) on the statically binarised MNIST with the training loop of `gumbolt-models`
-//! (GB §5.1), writing a run directory (see [`super::rundir`]): checkpoints (atomic, periodic and
+//! log Z) on the statically binarised MNIST or on OMNIGLOT (re-binarised per minibatch, see
+//! [`super::dataset`]) with the training loop of `gumbolt-models` (GB §5.1), writing a run directory (see [`super::rundir`]): checkpoints (atomic, periodic and
 //! final), `metrics.jsonl` (F_k and L_k on training and validation images, GB Fig. 2b),
 //! `config.json`, `learning_curves.png` and `train_summary.json`.
 
+use super::dataset::{self, DatasetArg, Source};
 use super::progress::{TaskBar, hms};
 use super::rundir::{
     self, CHECKPOINT, CONFIG, CURVES, Kind, METRICS, RUN_FILES, RUN_MARKERS, RunConfig, RunDir,
@@ -14,14 +15,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use gumbolt_examples::plot::{self, Series};
 use gumbolt_models::checkpoint::CheckpointError;
-use gumbolt_models::data::{Dataset, MnistSplits, binarized_mnist_dir, load_binarized_mnist};
+use gumbolt_models::data::Dataset;
 use gumbolt_models::gumbolt::{
     ExactPartitionGradient, GumBolt, GumBoltConfig, LrSchedule, ModelError, SampledPartition,
     Structure,
 };
 use gumbolt_models::train::{
     CheckpointMeta, CheckpointPartition, GumBoltPrior, Interval, MetricsRecord, MonitorConfig,
-    TrainError, TrainEvent, TrainImages, Trainer, TrainerConfig,
+    TrainError, TrainEvent, Trainer, TrainerConfig,
 };
 use gumbolt_priors::{FactorialBernoulli, Rbm};
 use gumbolt_samplers::{Pcd, PcdConfig};
@@ -43,13 +44,6 @@ const DEFAULT_LR: f64 = 3e-3;
 const PCD_SEED_MIX: u64 = 0x5043_445F_5345_4544;
 /// Time between two progress lines when stderr is not a terminal.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum DatasetArg {
-    /// Statically binarised MNIST (Larochelle & Murray 2011), 50k/10k/10k.
-    Mnist,
-}
 
 /// The model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -186,14 +180,24 @@ pub(crate) struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     pub(crate) force: bool,
 
-    /// The data set.
-    #[arg(long, value_enum, default_value_t = DatasetArg::Mnist, help_heading = "Data")]
-    pub(crate) dataset: DatasetArg,
+    /// The data set [default: mnist; with --resume: the run's].
+    #[arg(long, value_enum, help_heading = "Data")]
+    pub(crate) dataset: Option<DatasetArg>,
 
-    /// Directory holding binarized_mnist_{train,valid,test}.amat[.gz] [default: the bundled
-    /// copy].
+    /// Directory holding binarized_mnist_{train,valid,test}.amat[.gz] (mnist) or the rebuilt
+    /// OMNIGLOT files omniglot_{train,test}_grey.amat[.gz], omniglot_{train,test}_labels.txt
+    /// and alphabets.txt (omniglot) [default: the bundled copy].
     #[arg(long, value_name = "DIR", help_heading = "Data")]
     pub(crate) data_dir: Option<PathBuf>,
+
+    /// OMNIGLOT only: Burda et al.'s chardata.mat (the paper's data) instead of the rebuild.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "data_dir",
+        help_heading = "Data"
+    )]
+    pub(crate) data_file: Option<PathBuf>,
 
     /// Network structure (GB Table 1): linear (-), nonlinear (~), linear2 (--), nonlinear2 (~~)
     /// [default: nonlinear].
@@ -289,8 +293,9 @@ impl TrainArgs {
             out,
             resume: false,
             force: false,
-            dataset: DatasetArg::Mnist,
+            dataset: None,
             data_dir: None,
+            data_file: None,
             structure: None,
             model: None,
             k: None,
@@ -499,34 +504,21 @@ fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> 
     ))
 }
 
-/// The data directory and whether it is the bundled one.
-fn data_source(given: Option<&Path>) -> (PathBuf, bool) {
-    match given {
-        Some(d) => (d.to_path_buf(), false),
-        None => (binarized_mnist_dir(), true),
+/// `--data-file` is for OMNIGLOT only.
+fn check_data_options(args: &TrainArgs, dataset: DatasetArg) -> Result<()> {
+    if dataset == DatasetArg::Mnist
+        && let Some(f) = &args.data_file
+    {
+        return Err(usage_error(
+            SUB,
+            format!(
+                "--data-file {} is for --dataset omniglot (chardata.mat); MNIST is read from \
+                 --data-dir",
+                f.display()
+            ),
+        ));
     }
-}
-
-fn load_data(dir: &Path, bundled: bool, quiet: bool) -> Result<MnistSplits> {
-    let t0 = Instant::now();
-    let data = load_binarized_mnist(dir).with_context(|| {
-        if bundled {
-            format!("cannot load the bundled MNIST from {}", dir.display())
-        } else {
-            format!("--data-dir {}: cannot load MNIST", dir.display())
-        }
-    })?;
-    if !quiet {
-        eprintln!(
-            "loaded MNIST ({} / {} / {} images) from {} in {:.1} s",
-            data.train.n(),
-            data.valid.n(),
-            data.test.n(),
-            dir.display(),
-            t0.elapsed().as_secs_f64()
-        );
-    }
-    Ok(data)
+    Ok(())
 }
 
 /// Runs `gumbolt train`.
@@ -550,6 +542,8 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     let iters = args
         .iters
         .ok_or_else(|| usage_error(SUB, "--iters is required for a new run"))?;
+    let dataset = args.dataset.unwrap_or(DatasetArg::Mnist);
+    check_data_options(&args, dataset)?;
     let kind = args.model.unwrap_or(ModelArg::Gumbolt).kind();
     if kind == Kind::Nw && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
         eprintln!("warning: --pcd-steps and --pcd-chains are ignored by --model gumbolt-nw");
@@ -595,14 +589,17 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         )
     })?;
 
-    let (data_dir, bundled) = data_source(args.data_dir.as_deref());
-    let data = load_data(&data_dir, bundled, args.quiet)?;
-    let means = data.train.pixel_means();
+    let source = Source::of(args.data_dir.as_deref(), args.data_file.as_deref());
+    let data = dataset::load_train(dataset, &source, args.quiet)?;
+    let means = data.means();
     let ckpt = dir.checkpoint();
+    let (data_dir, data_file) = source.absolute().paths();
     let config = RunConfig {
         writer: format!("gumbolt {}", env!("CARGO_PKG_VERSION")),
-        dataset: "mnist".into(),
-        data_dir: (!bundled).then(|| absolute(&data_dir)),
+        dataset: dataset.name().into(),
+        dataset_label: dataset::label(dataset, &source).into(),
+        data_dir,
+        data_file,
         model: kind.cli_name().into(),
         model_kind: kind.model_kind(),
         model_config: mc.clone(),
@@ -617,7 +614,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         resumed_from: None,
         t_start,
     };
-    let images = TrainImages::Binary(data.train);
+    let images = data.train;
     match kind {
         Kind::Rbm => {
             let pcd = pcd.expect("set for the RBM prior");
@@ -640,10 +637,6 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     let ckpt = dir.checkpoint();
     if !ckpt.exists() {
@@ -655,22 +648,47 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     }
     let (kind, meta) = dir.checkpoint_meta()?;
     check_resume_options(&args, kind, &meta)?;
-    let stored = dir.config().unwrap_or(None);
-    let data_dir_arg = args
-        .data_dir
-        .clone()
-        .or_else(|| stored.as_ref().and_then(|c| c.data_dir.clone()));
-    let (data_dir, bundled) = data_source(data_dir_arg.as_deref());
-    let data = load_data(&data_dir, bundled, args.quiet)?;
-    let images = TrainImages::Binary(data.train);
+    let stored = dir.config().unwrap_or(None).and_then(|c| c.data());
+    // The run's data set: config.json's, else what the checkpoint's training images say.
+    let run_dataset = stored.as_ref().map_or(
+        if meta.data.kind == "grey" {
+            DatasetArg::Omniglot
+        } else {
+            DatasetArg::Mnist
+        },
+        |(d, _)| *d,
+    );
+    if let Some(d) = args.dataset.filter(|d| *d != run_dataset) {
+        return Err(usage_error(
+            SUB,
+            format!(
+                "--resume continues the run in {} on its own data set ({}); --dataset {} differs",
+                args.out.display(),
+                run_dataset.name(),
+                d.name()
+            ),
+        ));
+    }
+    let dataset = run_dataset;
+    check_data_options(&args, dataset)?;
+    let source = if args.data_dir.is_some() || args.data_file.is_some() {
+        Source::of(args.data_dir.as_deref(), args.data_file.as_deref())
+    } else {
+        stored.map_or(Source::Bundled, |(_, s)| s)
+    };
+    let data = dataset::load_train(dataset, &source, args.quiet)?;
+    let images = data.train;
+    let (data_dir, data_file) = source.absolute().paths();
     let pcd = match kind {
         Kind::Rbm => serde_json::from_value(meta.negative_phase.clone()).ok(),
         Kind::Nw => None,
     };
     let config = RunConfig {
         writer: format!("gumbolt {}", env!("CARGO_PKG_VERSION")),
-        dataset: "mnist".into(),
-        data_dir: (!bundled).then(|| absolute(&data_dir)),
+        dataset: dataset.name().into(),
+        dataset_label: dataset::label(dataset, &source).into(),
+        data_dir,
+        data_file,
         model: kind.cli_name().into(),
         model_kind: kind.model_kind(),
         model_config: meta.model.clone(),
@@ -708,7 +726,7 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
 fn resume_error(e: TrainError) -> anyhow::Error {
     match e {
         TrainError::Checkpoint(e @ CheckpointError::WrongStructure { .. }) => anyhow::Error::new(e)
-            .context("--resume: the checkpoint does not fit (another data set? pass the run's --data-dir)"),
+            .context("--resume: the checkpoint does not fit (another data set? pass the run's --data-dir or --data-file)"),
         e => anyhow::Error::new(e).context("--resume"),
     }
 }
@@ -933,7 +951,7 @@ impl Session<'_> {
         } else {
             "GumBolt"
         };
-        let curves = write_learning_curves(self.dir, kind_title, &mc);
+        let curves = write_learning_curves(self.dir, kind_title, &self.config.dataset_label, &mc);
         let summary = match result {
             Ok(s) => s,
             Err(TrainError::NonFinite { what, iteration }) => {
@@ -1027,7 +1045,12 @@ fn record_line(r: &MetricsRecord) -> String {
 /// and validation images against the iteration, lower is better. The record at iteration 0 is
 /// left out when there are later ones (the untrained model's values would flatten the curves).
 /// Returns the path, or `None` when there is no record.
-fn write_learning_curves(dir: &RunDir, model: &str, mc: &GumBoltConfig) -> Result<Option<PathBuf>> {
+fn write_learning_curves(
+    dir: &RunDir,
+    model: &str,
+    data_label: &str,
+    mc: &GumBoltConfig,
+) -> Result<Option<PathBuf>> {
     let (records, _) = rundir::read_metrics(&dir.file(METRICS))?;
     if records.is_empty() {
         return Ok(None);
@@ -1061,7 +1084,7 @@ fn write_learning_curves(dir: &RunDir, model: &str, mc: &GumBoltConfig) -> Resul
         ),
     ];
     let title = format!(
-        "{model}, {} ({}), k = {}: k = {k} objectives on MNIST",
+        "{model}, {} ({}), k = {}: k = {k} objectives on {data_label}",
         mc.structure.name(),
         symbol(mc.structure),
         mc.k
