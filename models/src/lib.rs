@@ -18,6 +18,8 @@
 //!   annealing, Adam with the paper's schedule), the discrete objective at τ = 0 and the
 //!   S-sample log-likelihood estimator.
 //!
+//! - [`dvae`]: the one-stochastic-layer dVAE / dVAE++ objective (smoothed ELBO with the
+//!   closed-form KL to an RBM prior, algorithms §3–§4) and its hand-written gradient.
 //! - [`train`]: the training loop of GB §5.1 ([`train::Trainer`]) with monitoring of F_k and
 //!   L_k (GB Fig. 2b), atomic checkpoints and bit-exact resumption.
 //! - [`checkpoint`]: the versioned, checksummed checkpoint container.
@@ -27,6 +29,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod dvae;
 pub mod eval;
 pub mod gumbolt;
 pub mod nn;

@@ -25,7 +25,7 @@
 
 pub mod config;
 pub mod error;
-mod kernels;
+pub(crate) mod kernels;
 pub mod model;
 pub mod prior;
 
