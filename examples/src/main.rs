@@ -24,7 +24,11 @@ use std::process::ExitCode;
 const DEFAULT_MATMUL_THREADS: &str = "1";
 
 fn main() -> ExitCode {
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+    let bench_threads = bench_threads(std::env::args());
+    if let Some(t) = &bench_threads {
+        // SAFETY: as below: first statements of `main`, before any thread or GEMM exists.
+        unsafe { std::env::set_var("MATMUL_NUM_THREADS", t) };
+    } else if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         // SAFETY: first statement of `main`, before any thread is spawned or any GEMM reads
         // the variable (matrixmultiply reads it once, lazily), so nothing reads or writes the
         // environment concurrently.
@@ -41,6 +45,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The value of `--threads T` (or `--threads=T`) of `gumbolt bench`, when it is a positive
+/// integer: it must reach MATMUL_NUM_THREADS before any GEMM runs, so it is read from the raw
+/// arguments ahead of parsing (other values are left to clap to reject; the last one wins, as
+/// in clap).
+fn bench_threads(args: impl Iterator<Item = String>) -> Option<String> {
+    let args: Vec<String> = args.skip(1).collect();
+    if args.first().map(String::as_str) != Some("bench") {
+        return None;
+    }
+    let mut found = None;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        let v = if a == "--threads" {
+            it.next().cloned()
+        } else {
+            a.strip_prefix("--threads=").map(str::to_string)
+        };
+        if let Some(v) = v {
+            found = Some(v);
+        }
+    }
+    found
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n >= 1)
+        .map(|n| n.to_string())
 }
 
 /// The error and its causes on one line, `a: b: c`, leaving out a cause whose text the message

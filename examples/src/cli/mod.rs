@@ -4,6 +4,7 @@
 //! found after parsing (e.g. an estimator setting the estimator rejects) are returned as a
 //! [`clap::Error`] built by [`usage_error`], which `main` turns into exit code 2.
 
+mod bench;
 mod dataset;
 mod eval;
 mod logz;
@@ -70,6 +71,16 @@ enum Command {
     Quick(quick::QuickArgs),
     /// Estimate the log-partition function log Z of an RBM (exact, AIS, or PT + bridge sampling).
     Logz(logz::LogzArgs),
+    /// Time GumBolt training iterations on the bundled MNIST, split by phase, with GFLOP/s.
+    ///
+    /// Runs --warmup untimed then --iters timed training steps (RBM prior, PCD, batch 100) and
+    /// prints `sec_per_iter` (median), `sec_per_iter_mean`, the mean seconds per iteration of
+    /// each phase (negative phase, encoder and decoder forward + backward, prior terms,
+    /// optimiser, other) and the achieved GFLOP/s per phase and overall, against the ~245
+    /// GFLOP/s single-core f32 peak. FLOP counts: PCD 2·2·C·S·n1·n2 per iteration; a dense
+    /// layer 2·rows·in·out forward and twice that backward; prior terms 8·B·k·n1·n2 (also in
+    /// the JSON's `flop_formulas`). --threads T sets MATMUL_NUM_THREADS for the run.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command.
@@ -80,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(args) => sample::run(args),
         Command::Quick(args) => quick::run(args),
         Command::Logz(args) => logz::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -32,7 +32,7 @@ pub mod prior;
 pub use config::{GumBoltConfig, LrSchedule, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{
-    GumBolt, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives, StepStats,
+    GumBolt, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives, PhaseTimes, StepStats,
 };
 pub use prior::{
     ExactPartitionGradient, FixedSamples, ParamGroup, PartitionGradient, SampledPartition,

@@ -10,6 +10,7 @@ use gumbolt_priors::{FactorialBernoulli, Rbm};
 use gumbolt_samplers::{Pcd, PcdConfig};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 use super::config::GumBoltConfig;
 use super::error::{ModelError, Result, ensure};
@@ -99,6 +100,87 @@ pub struct StepStats {
     pub learning_rate: f64,
     /// The loss and its terms, before the update.
     pub parts: LossParts,
+}
+
+/// Wall time of the training iterations split by phase, in seconds, accumulated over the steps
+/// taken while timing is on ([`GumBolt::set_phase_timing`]). Measuring only reads the clock
+/// between phases: it never changes what is computed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// The negative phase ([`PartitionGradient::advance`]: PCD sweeps, or the exact gradient).
+    pub negative_phase: f64,
+    /// The encoders' forward and backward passes, with the input centring, the relaxation and
+    /// its gradient, and `log q̌(ζ|x)` and its logit gradient.
+    pub encoder: f64,
+    /// The decoder's forward and backward passes with `log p(x|ζ)` and `x − σ(o)`.
+    pub decoder: f64,
+    /// The prior terms: `−E(ζ)`, `∂(−E)/∂ζ`, and the gradient of the prior parameters
+    /// (positive phase and the negative phase's contribution).
+    pub prior: f64,
+    /// The optimiser (Adam with weight decay).
+    pub optimizer: f64,
+    /// The rest: noise ρ, importance weights, the weight-decay value, bookkeeping.
+    pub other: f64,
+    /// Steps timed.
+    pub steps: u64,
+}
+
+impl PhaseTimes {
+    /// The sum of the phases.
+    pub fn total(&self) -> f64 {
+        self.negative_phase + self.encoder + self.decoder + self.prior + self.optimizer + self.other
+    }
+
+    fn add(&mut self, c: &Clock) {
+        let [n, e, d, p, o, r] = c.acc;
+        self.negative_phase += n;
+        self.encoder += e;
+        self.decoder += d;
+        self.prior += p;
+        self.optimizer += o;
+        self.other += r;
+    }
+}
+
+/// A phase of [`PhaseTimes`].
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Negative = 0,
+    Encoder = 1,
+    Decoder = 2,
+    Prior = 3,
+    Optimizer = 4,
+    Other = 5,
+}
+
+/// Stopwatch of one step: does nothing (not even read the clock) when off.
+#[derive(Debug)]
+struct Clock {
+    last: Option<Instant>,
+    acc: [f64; 6],
+}
+
+impl Clock {
+    fn new(on: bool) -> Self {
+        Self {
+            last: on.then(Instant::now),
+            acc: [0.0; 6],
+        }
+    }
+
+    fn off() -> Self {
+        Self::new(false)
+    }
+
+    /// Charges the time since the previous lap to `phase`.
+    #[inline]
+    fn lap(&mut self, phase: Phase) {
+        if let Some(last) = &mut self.last {
+            let now = Instant::now();
+            self.acc[phase as usize] += now.duration_since(*last).as_secs_f64();
+            *last = now;
+        }
+    }
 }
 
 /// Per-image importance-weighted estimates of `log p(x)` (Burda et al. 2015; GB §5.1
@@ -239,6 +321,8 @@ pub struct GumBolt<P, G> {
     adam: Adam,
     rng: StreamRng,
     ws: Workspace,
+    /// Phase times of the training steps, when timing is on.
+    timing: Option<PhaseTimes>,
 }
 
 /// GumBolt with an RBM prior trained by PCD (GB §3.1, §5.1).
@@ -357,8 +441,21 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             partition,
             rng: noise_rng,
             ws: Workspace::default(),
+            timing: None,
             config,
         })
+    }
+
+    /// Turns the phase timing of [`GumBolt::train_step`] and [`GumBolt::loss_and_grad`] on
+    /// (from zero) or off. Off by default; it only reads the clock between phases, so the
+    /// results are the same either way.
+    pub fn set_phase_timing(&mut self, on: bool) {
+        self.timing = on.then(PhaseTimes::default);
+    }
+
+    /// The phase times accumulated since timing was turned on (`None` when off).
+    pub fn phase_times(&self) -> Option<&PhaseTimes> {
+        self.timing.as_ref()
     }
 
     /// The configuration.
@@ -504,7 +601,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// The forward pass of algorithms §2.1 for `x: [B, D]` with `k = N/B` samples per image:
     /// fills the workspace (logits, samples, `log p(x|ζ)`, `−E(ζ)`, `log q̌`, `log w`) and, when
     /// `train`, the decoder's `x − σ(o)`.
-    fn forward(&mut self, x: &Mat, noise: &[Mat], k: usize, pass: Pass) {
+    fn forward(&mut self, x: &Mat, noise: &[Mat], k: usize, pass: Pass, clock: &mut Clock) {
         let Pass {
             sampling,
             mode,
@@ -560,6 +657,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             ws.logits[1].copy_from(l2);
             sampling.sample(&ws.logits[1], &noise[1], &mut ws.zeta[1]);
         }
+        clock.lap(Phase::Encoder);
 
         // 4. Decoder on [ζ1, ζ2] and log p(x|ζ) (algorithms §2.1 step 4).
         ensure_shape(&mut ws.zeta_all, n, l_count * u);
@@ -570,6 +668,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         ws.log_px.resize(n, 0.0);
         let grad = if train { Some(&mut ws.dout) } else { None };
         bernoulli_log_lik(out, x, &self.x_bias, k, &mut ws.log_px, grad);
+        clock.lap(Phase::Decoder);
 
         // 5. −E(ζ) at the relaxed points (GB Eq. 7).
         ws.neg_e.resize(n, 0.0);
@@ -577,6 +676,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         for e in &mut ws.neg_e {
             *e = -*e;
         }
+        clock.lap(Phase::Prior);
 
         // 6. log q̌(ζ|x) = Σ_layers Σ_i [ζ l − softplus(l)] (GB text after Eq. 8).
         ws.log_q.clear();
@@ -584,12 +684,14 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         for (l, z) in ws.logits.iter().zip(&ws.zeta) {
             BernoulliPosterior.accumulate_log_prob(l, z, &mut ws.log_q);
         }
+        clock.lap(Phase::Encoder);
 
         // 7. log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x)) (GB Eq. 9, annealed, algorithms §2.3).
         ws.log_w.resize(n, 0.0);
         for r in 0..n {
             ws.log_w[r] = ws.log_px[r] + beta * (ws.neg_e[r] - ws.log_q[r]);
         }
+        clock.lap(Phase::Other);
     }
 
     /// Per image: `logsumexp_i log w_bi − log k` (max-shifted, f64); fills w̃.
@@ -642,7 +744,18 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     pub fn loss_and_grad(&mut self, x: &Mat, noise: &Noise, beta: f64) -> Result<LossParts> {
         self.check_batch(x, "GumBolt::loss_and_grad")?;
         let k = self.check_noise(x, noise, "GumBolt::loss_and_grad")?;
-        self.loss_and_grad_impl(x, noise, k, beta)
+        let mut clock = Clock::new(self.timing.is_some());
+        let parts = self.loss_and_grad_impl(x, noise, k, beta, &mut clock);
+        self.commit_times(&clock);
+        parts
+    }
+
+    /// Adds one step's phase times (when timing is on).
+    fn commit_times(&mut self, clock: &Clock) {
+        if let Some(t) = &mut self.timing {
+            t.add(clock);
+            t.steps += 1;
+        }
     }
 
     fn loss_and_grad_impl(
@@ -651,8 +764,11 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         noise: &Noise,
         k: usize,
         beta: f64,
+        clock: &mut Clock,
     ) -> Result<LossParts> {
+        clock.lap(Phase::Other);
         self.partition.advance(&self.prior)?;
+        clock.lap(Phase::Negative);
         let relax = Sampling::Relaxed(self.relax);
         let pass = Pass {
             sampling: relax,
@@ -660,13 +776,16 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             beta,
             train: true,
         };
-        self.forward(x, &noise.layers, k, pass);
+        self.forward(x, &noise.layers, k, pass, clock);
         let objectives = self.group_objectives();
+        clock.lap(Phase::Other);
         for e in &mut self.encoders {
             e.zero_grad();
         }
+        clock.lap(Phase::Encoder);
         self.decoder.zero_grad();
-        self.backward(&noise.layers, k, beta);
+        clock.lap(Phase::Decoder);
+        self.backward(&noise.layers, k, beta, clock);
 
         let weight_decay = {
             // λ·½ Σ‖θ‖² over the decayed tensors (the value of `nn::weight_decay_loss`).
@@ -705,10 +824,11 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             effective_samples: ess,
             beta,
         })
+        .inspect(|_| clock.lap(Phase::Other))
     }
 
     /// The backward pass of algorithms §2.2 (see [`GumBolt::loss_and_grad`]).
-    fn backward(&mut self, noise: &[Mat], k: usize, beta: f64) {
+    fn backward(&mut self, noise: &[Mat], k: usize, beta: f64, clock: &mut Clock) {
         let (l_count, u, d) = (
             self.config.layers(),
             self.config.latent_units,
@@ -731,6 +851,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         // ∂loss/∂log w = −w̃/B.
         ws.g.clear();
         ws.g.extend(ws.wt.iter().map(|w| (-w * inv_b) as f32));
+        clock.lap(Phase::Other);
 
         // Decoder: ∂loss/∂o = g·(x − σ(o)).
         for col in ws.dout.as_mut_slice().chunks_exact_mut(n) {
@@ -741,6 +862,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         let dz = decoder.backward(&ws.dout);
         ensure_shape(&mut ws.dzeta, n, l_count * u);
         ws.dzeta.copy_from(dz);
+        clock.lap(Phase::Decoder);
 
         // Prior and log q̌ terms of ∂loss/∂ζ: g·β·(∂(−E)/∂ζ − l).
         prior.energy_grad_into(ws.zeta_all.as_view(), &mut ws.egrad);
@@ -762,6 +884,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         let weights: Vec<f32> = ws.g.iter().map(|&g| g * beta32).collect();
         prior.accumulate_neg_energy_grad(ws.zeta_all.as_view(), &weights, prior_grad);
         partition.accumulate_grad(prior, beta32, prior_grad);
+        clock.lap(Phase::Prior);
 
         // Stochastic layers, last first.
         for layer in (0..l_count).rev() {
@@ -799,6 +922,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 encoders[0].backward_params_only(&ws.dl1);
             }
         }
+        clock.lap(Phase::Encoder);
     }
 
     /// One training iteration t (algorithms §2.1, §2.3, §9): draws ρ, advances the negative
@@ -816,6 +940,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         let k = self.config.k;
         let beta = self.config.train.kl_beta(iteration);
         let lr = self.config.train.learning_rate(iteration);
+        let mut clock = Clock::new(self.timing.is_some());
         let mut noise = std::mem::take(&mut self.ws.noise);
         noise.refill(
             &mut self.rng,
@@ -823,7 +948,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             self.config.layers(),
             self.config.latent_units,
         );
-        let parts = self.loss_and_grad_impl(x, &noise, k, beta);
+        let parts = self.loss_and_grad_impl(x, &noise, k, beta, &mut clock);
         self.ws.noise = noise;
         let parts = parts?;
         if !parts.loss.is_finite() {
@@ -843,6 +968,8 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         let mut params = Vec::new();
         collect_params(encoders, decoder, prior, prior_grad, &mut params);
         adam.step(&mut params, lr as f32)?;
+        clock.lap(Phase::Optimizer);
+        self.commit_times(&clock);
         Ok(StepStats {
             iteration,
             learning_rate: lr,
@@ -860,7 +987,13 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     pub fn discrete_objective(&mut self, x: &Mat, noise: &Noise, log_z: f64) -> Result<Vec<f64>> {
         self.check_batch(x, "GumBolt::discrete_objective")?;
         let k = self.check_noise(x, noise, "GumBolt::discrete_objective")?;
-        self.forward(x, &noise.layers, k, Pass::eval(Sampling::Discrete));
+        self.forward(
+            x,
+            &noise.layers,
+            k,
+            Pass::eval(Sampling::Discrete),
+            &mut Clock::off(),
+        );
         Ok(self
             .group_objectives()
             .into_iter()
@@ -885,7 +1018,13 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         let relax = GumbelRelaxation::new(tau)?;
         self.check_batch(x, "GumBolt::relaxed_objective")?;
         let k = self.check_noise(x, noise, "GumBolt::relaxed_objective")?;
-        self.forward(x, &noise.layers, k, Pass::eval(Sampling::Relaxed(relax)));
+        self.forward(
+            x,
+            &noise.layers,
+            k,
+            Pass::eval(Sampling::Relaxed(relax)),
+            &mut Clock::off(),
+        );
         Ok(self
             .group_objectives()
             .into_iter()
@@ -942,7 +1081,13 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         while done < samples {
             let c = chunk.min(samples - done);
             noise.refill(rng, b * c, self.config.layers(), self.config.latent_units);
-            self.forward(x, &noise.layers, c, Pass::eval(Sampling::Discrete));
+            self.forward(
+                x,
+                &noise.layers,
+                c,
+                Pass::eval(Sampling::Discrete),
+                &mut Clock::off(),
+            );
             for bi in 0..b {
                 for &lw in &self.ws.log_w[bi * c..(bi + 1) * c] {
                     sum_w[bi].add(lw);

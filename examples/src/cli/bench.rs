@@ -1,0 +1,353 @@
+//! `gumbolt bench`: times GumBolt training iterations (RBM prior, PCD) on the bundled MNIST,
+//! split by phase, with the achieved GFLOP/s.
+//!
+//! FLOP counts per iteration (B = batch size, k importance samples, N = B·k rows, C PCD chains,
+//! S PCD sweeps, n1 × n2 the RBM's sides):
+//!
+//! - negative phase (PCD): `2·2·C·S·n1·n2` (per sweep, two block updates, each a
+//!   `[C, n1] × [n1, n2]` product at 2 FLOP per multiply-add);
+//! - a dense layer `in → out` on `rows` rows: `2·rows·in·out` forward and twice that backward
+//!   (input and kernel gradients), so `6·rows·in·out` per iteration. Encoder layer 1 runs on the
+//!   B distinct images, encoder layer 2 (L = 2) and the decoder on the N rows;
+//! - prior terms: `8·N·n1·n2` (`−E(ζ)`: `2·N·n1·n2`; `∂(−E)/∂ζ`: `4·N·n1·n2`; `∂/∂W`:
+//!   `2·N·n1·n2`).
+//!
+//! Element-wise work (batch norm, activations, relaxation, Adam) is not counted, so the
+//! optimiser has no GFLOP/s. The counts are nominal: encoder layer 1 skips its input gradient,
+//! so its backward cost is slightly below the formula's.
+
+use super::dataset::{self, DatasetArg, Source};
+use super::train::{DEFAULT_PCD_CHAINS, DEFAULT_PCD_STEPS, parse_structure};
+use super::{int_at_least, usage_error};
+use anyhow::{Context, Result};
+use clap::Args;
+use gumbolt_core::Mat;
+use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, ModelError, PhaseTimes, Structure};
+use gumbolt_samplers::PcdConfig;
+use serde::Serialize;
+use std::io::Write as _;
+use std::time::Instant;
+
+const SUB: &str = "bench";
+/// Minibatch size of the benchmark (GB §5.1).
+const BATCH: usize = 100;
+/// Reference single-core f32 peak (GFLOP/s) of the machine the project is tuned on.
+const PEAK_GFLOPS: f64 = 245.0;
+
+/// Options of `gumbolt bench` (its help text is on the subcommand in `cli/mod.rs`).
+#[derive(Debug, Clone, Args)]
+#[command(args_override_self = true)]
+pub(crate) struct BenchArgs {
+    /// Network structure (GB Table 1): linear (-), nonlinear (~), linear2 (--), nonlinear2 (~~).
+    #[arg(long, value_name = "S", value_parser = parse_structure, allow_hyphen_values = true)]
+    structure: Structure,
+
+    /// Importance samples k of the training objective.
+    #[arg(long, value_name = "K", value_parser = int_at_least::<1>)]
+    k: usize,
+
+    /// Timed iterations.
+    #[arg(long, value_name = "N", value_parser = int_at_least::<1>, default_value_t = 100)]
+    iters: usize,
+
+    /// Untimed warm-up iterations before the timed ones.
+    #[arg(long, value_name = "W", value_parser = int_at_least::<0>, default_value_t = 5)]
+    warmup: usize,
+
+    /// PCD block-Gibbs sweeps per iteration.
+    #[arg(long, value_name = "N", value_parser = int_at_least::<1>,
+          default_value_t = DEFAULT_PCD_STEPS)]
+    pcd_steps: usize,
+
+    /// PCD persistent chains.
+    #[arg(long, value_name = "N", value_parser = int_at_least::<1>,
+          default_value_t = DEFAULT_PCD_CHAINS)]
+    pcd_chains: usize,
+
+    /// GEMM threads (sets MATMUL_NUM_THREADS for the run) [default: MATMUL_NUM_THREADS, else 1].
+    #[arg(long, value_name = "T", value_parser = int_at_least::<1>)]
+    threads: Option<usize>,
+
+    /// Seed of the initialisation, the noise and the PCD chains.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One phase of the result.
+#[derive(Debug, Serialize)]
+struct PhaseResult {
+    /// Mean seconds per iteration.
+    sec_per_iter: f64,
+    /// Nominal FLOP per iteration (`None` when not counted).
+    gflop_per_iter: Option<f64>,
+    /// `gflop_per_iter / sec_per_iter`.
+    gflops: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Phases {
+    negative_phase: PhaseResult,
+    encoder: PhaseResult,
+    decoder: PhaseResult,
+    prior: PhaseResult,
+    optimizer: PhaseResult,
+    other: PhaseResult,
+}
+
+/// The FLOP formulas behind the counts.
+#[derive(Debug, Serialize)]
+struct Formulas {
+    negative_phase: &'static str,
+    dense_layer: &'static str,
+    prior: &'static str,
+    overall: &'static str,
+}
+
+/// The output of `gumbolt bench`.
+#[derive(Debug, Serialize)]
+struct BenchResult {
+    bench: &'static str,
+    structure: &'static str,
+    k: usize,
+    batch_size: usize,
+    iters: usize,
+    warmup: usize,
+    pcd_steps: usize,
+    pcd_chains: usize,
+    rbm_sides: (usize, usize),
+    matmul_threads: Option<String>,
+    /// Median seconds per training step.
+    sec_per_iter: f64,
+    /// Mean seconds per training step.
+    sec_per_iter_mean: f64,
+    sec_per_iter_min: f64,
+    /// Sum of the phases' mean seconds per iteration (≤ `sec_per_iter_mean`).
+    phase_sum_sec_per_iter: f64,
+    phases: Phases,
+    /// Nominal FLOP per iteration, all counted phases.
+    gflop_per_iter: f64,
+    /// `gflop_per_iter / sec_per_iter` (median).
+    gflops: f64,
+    /// Reference single-core f32 peak.
+    peak_gflops_single_core_f32: f64,
+    flop_formulas: Formulas,
+}
+
+/// `Σ 2·rows·in·out` over the dense layers `dims[i] → dims[i+1]`.
+fn dense_forward_flops(rows: usize, dims: &[usize]) -> f64 {
+    dims.windows(2)
+        .map(|w| 2.0 * rows as f64 * w[0] as f64 * w[1] as f64)
+        .sum()
+}
+
+/// Nominal FLOP per iteration: (negative phase, encoders, decoder, prior).
+fn flops(c: &GumBoltConfig, args: &BenchArgs) -> (f64, f64, f64, f64) {
+    let (n1, n2) = c.rbm_sides();
+    let (n1, n2) = (n1 as f64, n2 as f64);
+    let rows = BATCH * c.k;
+    let (d, u, l) = (c.pixels, c.latent_units, c.layers());
+    let hidden = vec![c.hidden_units; c.hidden_layers];
+    let dims = |input: usize, output: usize| {
+        let mut v = vec![input];
+        v.extend(&hidden);
+        v.push(output);
+        v
+    };
+    let pcd = 2.0 * 2.0 * args.pcd_chains as f64 * args.pcd_steps as f64 * n1 * n2;
+    let mut enc = dense_forward_flops(BATCH, &dims(d, u));
+    if l == 2 {
+        enc += dense_forward_flops(rows, &dims(d + u, u));
+    }
+    let dec = dense_forward_flops(rows, &dims(l * u, d));
+    let prior = 8.0 * rows as f64 * n1 * n2;
+    // Forward plus backward (2× forward).
+    (pcd, 3.0 * enc, 3.0 * dec, prior)
+}
+
+fn model_error(e: ModelError) -> anyhow::Error {
+    match e {
+        ModelError::InvalidConfig { name, reason } => {
+            usage_error(SUB, format!("invalid value for {name}: {reason}"))
+        }
+        e => anyhow::Error::new(e),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Runs `gumbolt bench`.
+pub(crate) fn run(args: BenchArgs) -> Result<()> {
+    // `main` sets MATMUL_NUM_THREADS from --threads before anything else runs; check it did.
+    let env_threads = std::env::var("MATMUL_NUM_THREADS").ok();
+    if let Some(t) = args.threads
+        && env_threads.as_deref().map(str::trim) != Some(t.to_string().as_str())
+    {
+        return Err(usage_error(
+            SUB,
+            format!(
+                "--threads {t}: could not be applied (MATMUL_NUM_THREADS is {env_threads:?}); \
+                 set MATMUL_NUM_THREADS={t} in the environment instead"
+            ),
+        ));
+    }
+    let total = (args.warmup + args.iters) as u64;
+    let mc = GumBoltConfig::new(args.structure)
+        .with_k(args.k)
+        .with_seed(args.seed)
+        .with_iterations(total);
+    mc.validate().map_err(model_error)?;
+    let pcd = PcdConfig::default()
+        .chains(args.pcd_chains)
+        .sweeps(args.pcd_steps)
+        .seed(args.seed ^ 0x5043_445F_5345_4544);
+
+    let data = dataset::load_train(DatasetArg::Mnist, &Source::Bundled, true)?;
+    let images = data.train.dataset();
+    let mut model = GumBolt::with_pcd(mc.clone(), &data.means(), pcd).map_err(model_error)?;
+    let n = images.n();
+    let mut batch = Mat::zeros(0, 0);
+    let mut indices = Vec::with_capacity(BATCH);
+    let mut step = |model: &mut GumBolt<_, _>, it: usize| -> Result<f64> {
+        indices.clear();
+        indices.extend((0..BATCH).map(|i| (it * BATCH + i) % n));
+        images.gather_into(&indices, &mut batch);
+        let t0 = Instant::now();
+        model
+            .train_step(&batch, it as u64)
+            .with_context(|| format!("training step {it}"))?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    if !args.json {
+        eprintln!(
+            "bench: {} k={} — {} warm-up + {} timed iterations, batch {BATCH}, PCD {}×{}",
+            args.structure.name(),
+            args.k,
+            args.warmup,
+            args.iters,
+            args.pcd_chains,
+            args.pcd_steps
+        );
+    }
+    for it in 0..args.warmup {
+        step(&mut model, it)?;
+    }
+    model.set_phase_timing(true);
+    let mut secs = Vec::with_capacity(args.iters);
+    for it in args.warmup..args.warmup + args.iters {
+        secs.push(step(&mut model, it)?);
+    }
+    let times: PhaseTimes = *model.phase_times().expect("timing is on");
+    let iters = args.iters as f64;
+    let mean = secs.iter().sum::<f64>() / iters;
+    let min = secs.iter().copied().fold(f64::INFINITY, f64::min);
+    let med = median(&mut secs);
+
+    let (f_pcd, f_enc, f_dec, f_prior) = flops(&mc, &args);
+    let phase = |total_sec: f64, flop: Option<f64>| {
+        let s = total_sec / iters;
+        PhaseResult {
+            sec_per_iter: s,
+            gflop_per_iter: flop.map(|f| f * 1e-9),
+            gflops: flop.map(|f| f * 1e-9 / s),
+        }
+    };
+    let gflop = (f_pcd + f_enc + f_dec + f_prior) * 1e-9;
+    let out = BenchResult {
+        bench: "gumbolt train_step",
+        structure: args.structure.name(),
+        k: args.k,
+        batch_size: BATCH,
+        iters: args.iters,
+        warmup: args.warmup,
+        pcd_steps: args.pcd_steps,
+        pcd_chains: args.pcd_chains,
+        rbm_sides: mc.rbm_sides(),
+        matmul_threads: env_threads,
+        sec_per_iter: med,
+        sec_per_iter_mean: mean,
+        sec_per_iter_min: min,
+        phase_sum_sec_per_iter: times.total() / iters,
+        phases: Phases {
+            negative_phase: phase(times.negative_phase, Some(f_pcd)),
+            encoder: phase(times.encoder, Some(f_enc)),
+            decoder: phase(times.decoder, Some(f_dec)),
+            prior: phase(times.prior, Some(f_prior)),
+            optimizer: phase(times.optimizer, None),
+            other: phase(times.other, None),
+        },
+        gflop_per_iter: gflop,
+        gflops: gflop / med,
+        peak_gflops_single_core_f32: PEAK_GFLOPS,
+        flop_formulas: Formulas {
+            negative_phase: "2*2*C*S*n1*n2 (C chains, S sweeps, two block updates per sweep)",
+            dense_layer: "2*rows*in*out forward + 2*(2*rows*in*out) backward; encoder layer 1 \
+                          on B rows, encoder layer 2 and decoder on B*k rows",
+            prior: "8*B*k*n1*n2 (energy 2, energy gradient wrt zeta 4, gradient wrt W 2)",
+            overall: "sum of the counted phases / sec_per_iter (median); element-wise work and \
+                      the optimiser are not counted",
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string(&out)?)
+    } else {
+        print_table(&mut stdout, &out)
+    }
+    .and_then(|()| stdout.flush())
+    .context("writing to stdout")
+}
+
+fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "sec_per_iter {:.4} (median), {:.4} (mean), {:.4} (min); MATMUL_NUM_THREADS={}",
+        r.sec_per_iter,
+        r.sec_per_iter_mean,
+        r.sec_per_iter_min,
+        r.matmul_threads.as_deref().unwrap_or("unset")
+    )?;
+    writeln!(
+        w,
+        "{:<15} {:>12} {:>8} {:>10} {:>9}",
+        "phase", "ms/iter", "share", "GFLOP/it", "GFLOP/s"
+    )?;
+    let p = &r.phases;
+    for (name, ph) in [
+        ("negative phase", &p.negative_phase),
+        ("encoder", &p.encoder),
+        ("decoder", &p.decoder),
+        ("prior", &p.prior),
+        ("optimizer", &p.optimizer),
+        ("other", &p.other),
+    ] {
+        writeln!(
+            w,
+            "{:<15} {:>12.3} {:>7.1}% {:>10} {:>9}",
+            name,
+            1e3 * ph.sec_per_iter,
+            100.0 * ph.sec_per_iter / r.sec_per_iter_mean,
+            ph.gflop_per_iter.map_or("–".into(), |g| format!("{g:.3}")),
+            ph.gflops.map_or("–".into(), |g| format!("{g:.1}")),
+        )?;
+    }
+    writeln!(
+        w,
+        "overall: {:.3} GFLOP/iter, {:.1} GFLOP/s ({:.1} % of the {:.0} GFLOP/s single-core f32 peak)",
+        r.gflop_per_iter,
+        r.gflops,
+        100.0 * r.gflops / r.peak_gflops_single_core_f32,
+        r.peak_gflops_single_core_f32
+    )
+}

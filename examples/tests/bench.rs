@@ -1,0 +1,91 @@
+//! End-to-end test of `gumbolt bench`: a tiny run's JSON and bad inputs.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn gumbolt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gumbolt"))
+        .args(args)
+        .output()
+        .expect("the gumbolt binary runs")
+}
+
+#[test]
+fn bench_json_phases_fit_in_the_total() {
+    let out = gumbolt(&[
+        "bench",
+        "--structure",
+        "linear",
+        "--k",
+        "1",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--pcd-steps",
+        "2",
+        "--pcd-chains",
+        "10",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["structure"], "linear");
+    assert_eq!(v["k"], 1);
+    assert_eq!(v["iters"], 3);
+    assert_eq!(v["matmul_threads"], "1");
+    assert_eq!(v["peak_gflops_single_core_f32"].as_f64(), Some(245.0));
+    let median = v["sec_per_iter"].as_f64().unwrap();
+    let mean = v["sec_per_iter_mean"].as_f64().unwrap();
+    assert!(median > 0.0 && mean > 0.0);
+    let mut sum = 0.0;
+    for phase in [
+        "negative_phase",
+        "encoder",
+        "decoder",
+        "prior",
+        "optimizer",
+        "other",
+    ] {
+        let s = v["phases"][phase]["sec_per_iter"].as_f64().unwrap();
+        assert!(s >= 0.0, "{phase}: {s}");
+        sum += s;
+    }
+    // The phases are timed inside the step, so they add up to at most its mean duration.
+    assert!(sum <= mean * 1.01 + 1e-6, "phases {sum} > total {mean}");
+    let reported = v["phase_sum_sec_per_iter"].as_f64().unwrap();
+    assert!((reported - sum).abs() <= 1e-9 + 1e-6 * sum);
+    for phase in ["negative_phase", "encoder", "decoder", "prior"] {
+        assert!(v["phases"][phase]["gflop_per_iter"].as_f64().unwrap() > 0.0);
+    }
+    // 2·2·C·S·n1·n2 = 2·2·10·2·100·100.
+    let pcd = v["phases"]["negative_phase"]["gflop_per_iter"]
+        .as_f64()
+        .unwrap();
+    assert!((pcd - 8e-4).abs() < 1e-12, "{pcd}");
+    assert!(v["gflops"].as_f64().unwrap() > 0.0);
+    assert!(v["flop_formulas"]["negative_phase"].is_string());
+}
+
+#[test]
+fn bench_rejects_bad_input() {
+    for args in [
+        "--structure linear --k 1 --iters 0",
+        "--structure linear --k 0 --iters 3",
+        "--structure linear --k 1 --iters 3 --threads 0",
+        "--structure bogus --k 1 --iters 3",
+    ] {
+        let mut all = vec!["bench"];
+        all.extend(args.split_whitespace());
+        let out = gumbolt(&all);
+        assert_eq!(out.status.code(), Some(2), "{args}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error:"), "{args}: {stderr}");
+    }
+}
