@@ -82,19 +82,7 @@ fn check_whole_gradient<G: PartitionGradient<Rbm> + Clone>(
     let again = m.loss_and_grad(x, noise, &mut p, beta).unwrap();
     assert_eq!(parts.loss, again.loss, "{what}: not deterministic");
     let lambda = base.weight_decay as f32;
-    let analytic: Vec<(&'static str, Vec<f32>)> = m
-        .params_mut()
-        .iter()
-        .map(|p| {
-            let g = p
-                .grad
-                .iter()
-                .zip(p.value.iter())
-                .map(|(&g, &v)| g + if p.decay { lambda * v } else { 0.0 })
-                .collect();
-            (p.name, g)
-        })
-        .collect();
+    let analytic = m.grads_with_decay(lambda);
     for (t, (name, an)) in analytic.iter().enumerate() {
         let fd = fd_grad(an.len(), 1e-2, |i, h| {
             let mut mm = base.clone();

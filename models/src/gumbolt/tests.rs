@@ -91,19 +91,7 @@ where
     let first = m2.loss_and_grad(x, noise, beta).unwrap();
     assert_eq!(first.loss, parts.loss, "{what}: loss not deterministic");
     let lambda = base.config().train.adam.weight_decay as f32;
-    let analytic: Vec<(&'static str, Vec<f32>)> = m
-        .params_mut()
-        .iter()
-        .map(|p| {
-            let g = p
-                .grad
-                .iter()
-                .zip(p.value.iter())
-                .map(|(&g, &v)| g + if p.decay { lambda * v } else { 0.0 })
-                .collect();
-            (p.name, g)
-        })
-        .collect();
+    let analytic = m.grads_with_decay(lambda);
     let second: Vec<Vec<f32>> = m2.params_mut().iter().map(|p| p.grad.to_vec()).collect();
     let first_grads: Vec<Vec<f32>> = m.params_mut().iter().map(|p| p.grad.to_vec()).collect();
     assert_eq!(

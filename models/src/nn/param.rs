@@ -63,6 +63,23 @@ pub trait Trainable {
         v
     }
 
+    /// The full gradient of the regularised loss per tensor: the stored gradient plus the
+    /// weight-decay term `λθ` on tensors flagged `decay` (what [`crate::nn::Adam`] steps on).
+    fn grads_with_decay(&mut self, lambda: f32) -> Vec<(&'static str, Vec<f32>)> {
+        self.params_mut()
+            .iter()
+            .map(|p| {
+                let g = p
+                    .grad
+                    .iter()
+                    .zip(p.value.iter())
+                    .map(|(&g, &v)| g + if p.decay { lambda * v } else { 0.0 })
+                    .collect();
+                (p.name, g)
+            })
+            .collect()
+    }
+
     /// Sets every gradient to zero.
     fn zero_grad(&mut self) {
         for p in self.params_mut() {
