@@ -284,7 +284,7 @@ fn build_report(
         seed: args.seed,
         dataset: "",
         run: dir.root().display().to_string(),
-        model: kind.cli_name(),
+        model: super::train::ModelArg::of(kind, meta.model.objective).name(),
         model_kind: meta.model_kind.clone(),
         structure: meta.model.structure.name(),
         symbol: symbol(meta.model.structure),

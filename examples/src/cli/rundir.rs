@@ -50,14 +50,6 @@ impl Kind {
         }
     }
 
-    /// The `--model` name.
-    pub(crate) fn cli_name(self) -> &'static str {
-        match self {
-            Kind::Rbm => "gumbolt",
-            Kind::Nw => "gumbolt-nw",
-        }
-    }
-
     fn from_model_kind(s: &str) -> Option<Self> {
         [Kind::Rbm, Kind::Nw]
             .into_iter()

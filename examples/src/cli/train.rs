@@ -17,8 +17,8 @@ use gumbolt_examples::plot::{self, Series};
 use gumbolt_models::checkpoint::CheckpointError;
 use gumbolt_models::data::Dataset;
 use gumbolt_models::gumbolt::{
-    ExactPartitionGradient, GumBolt, GumBoltConfig, LrSchedule, ModelError, SampledPartition,
-    Structure,
+    ExactPartitionGradient, GumBolt, GumBoltConfig, LrSchedule, ModelError, Objective,
+    SampledPartition, Structure,
 };
 use gumbolt_models::train::{
     CheckpointMeta, CheckpointPartition, GumBoltPrior, Interval, MetricsRecord, MonitorConfig,
@@ -53,13 +53,51 @@ pub(crate) enum ModelArg {
     /// GumBolt-nW: no couplings (a factorial Bernoulli prior) with the exact log Z.
     #[value(name = "gumbolt-nw", alias = "nw")]
     GumboltNw,
+    /// dVAE (Rolfe 2016): spike-and-exponential smoothing, RBM prior, PCD [τ: 1/5].
+    Dvae,
+    /// dVAE++ (Vahdat et al. 2018): overlapping exponentials, RBM prior, PCD [τ: 1/10 on
+    /// MNIST, 1/8 on OMNIGLOT].
+    #[value(name = "dvaepp", alias = "dvae++")]
+    Dvaepp,
+    /// REINFORCE on the discrete bound with an NVIL baseline network (k = 1) or VIMCO (k > 1),
+    /// RBM prior, PCD.
+    Reinforce,
 }
 
 impl ModelArg {
-    fn kind(self) -> Kind {
+    pub(crate) fn kind(self) -> Kind {
         match self {
-            ModelArg::Gumbolt => Kind::Rbm,
             ModelArg::GumboltNw => Kind::Nw,
+            _ => Kind::Rbm,
+        }
+    }
+
+    /// The training objective.
+    pub(crate) fn objective(self) -> Objective {
+        match self {
+            ModelArg::Gumbolt | ModelArg::GumboltNw => Objective::GumBolt,
+            ModelArg::Dvae => Objective::Dvae,
+            ModelArg::Dvaepp => Objective::DvaePp,
+            ModelArg::Reinforce => Objective::Reinforce,
+        }
+    }
+
+    /// The `--model` name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ModelArg::GumboltNw => "gumbolt-nw",
+            m => m.objective().name(),
+        }
+    }
+
+    /// The `--model` of a run of this prior kind and objective.
+    pub(crate) fn of(kind: Kind, objective: Objective) -> Self {
+        match (kind, objective) {
+            (Kind::Nw, _) => ModelArg::GumboltNw,
+            (Kind::Rbm, Objective::GumBolt) => ModelArg::Gumbolt,
+            (Kind::Rbm, Objective::Dvae) => ModelArg::Dvae,
+            (Kind::Rbm, Objective::DvaePp) => ModelArg::Dvaepp,
+            (Kind::Rbm, Objective::Reinforce) => ModelArg::Reinforce,
         }
     }
 }
@@ -213,7 +251,9 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "K", value_parser = int_at_least::<1>, help_heading = "Model")]
     pub(crate) k: Option<usize>,
 
-    /// Relaxation temperature τ (a number or a fraction such as 1/7) [default: 1/7].
+    /// Temperature τ of the relaxation (GumBolt) or 1/β of the smoothing (dVAE, dVAE++), a
+    /// number or a fraction such as 1/7 [default: the paper's: GumBolt 1/7, dVAE 1/5, dVAE++
+    /// 1/10 on MNIST and 1/8 on OMNIGLOT].
     #[arg(long, value_name = "TAU", value_parser = parse_tau, help_heading = "Model")]
     pub(crate) tau: Option<f64>,
 
@@ -356,15 +396,17 @@ fn config_error(e: TrainError) -> anyhow::Error {
 }
 
 /// The model configuration of a new run.
-fn model_config(args: &TrainArgs, iters: u64) -> GumBoltConfig {
+fn model_config(args: &TrainArgs, iters: u64, dataset: DatasetArg) -> GumBoltConfig {
     let structure = args.structure.unwrap_or(Structure::Nonlinear);
+    let objective = args.model.unwrap_or(ModelArg::Gumbolt).objective();
     let mut c = GumBoltConfig::new(structure)
         .with_k(args.k.unwrap_or(1))
         .with_seed(args.seed.unwrap_or(0))
         .with_iterations(iters);
-    if let Some(t) = args.tau {
-        c.tau = t;
-    }
+    c.objective = objective;
+    c.tau = args
+        .tau
+        .unwrap_or_else(|| objective.paper_tau(dataset == DatasetArg::Omniglot));
     if let Some(h) = args.hidden_layers {
         c.hidden_layers = h;
     }
@@ -418,10 +460,11 @@ fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> 
             diffs.push(format!("{option} (the run has {stored})"));
         }
     };
+    let model = ModelArg::of(kind, m.objective);
     check(
-        args.model.is_some_and(|a| a.kind() != kind),
+        args.model.is_some_and(|a| a != model),
         "--model",
-        kind.cli_name().into(),
+        model.name().into(),
     );
     check(
         args.structure.is_some_and(|s| s != m.structure),
@@ -544,11 +587,12 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         .ok_or_else(|| usage_error(SUB, "--iters is required for a new run"))?;
     let dataset = args.dataset.unwrap_or(DatasetArg::Mnist);
     check_data_options(&args, dataset)?;
-    let kind = args.model.unwrap_or(ModelArg::Gumbolt).kind();
+    let model_arg = args.model.unwrap_or(ModelArg::Gumbolt);
+    let kind = model_arg.kind();
     if kind == Kind::Nw && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
         eprintln!("warning: --pcd-steps and --pcd-chains are ignored by --model gumbolt-nw");
     }
-    let mc = model_config(&args, iters);
+    let mc = model_config(&args, iters, dataset);
     mc.validate()
         .map_err(|e| config_error(TrainError::Model(e)))?;
     let mut tc = TrainerConfig::default().with_seed(mc.seed);
@@ -600,7 +644,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         dataset_label: dataset::label(dataset, &source).into(),
         data_dir,
         data_file,
-        model: kind.cli_name().into(),
+        model: model_arg.name().into(),
         model_kind: kind.model_kind(),
         model_config: mc.clone(),
         pcd: pcd.clone(),
@@ -689,7 +733,7 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         dataset_label: dataset::label(dataset, &source).into(),
         data_dir,
         data_file,
-        model: kind.cli_name().into(),
+        model: ModelArg::of(kind, meta.model.objective).name().into(),
         model_kind: kind.model_kind(),
         model_config: meta.model.clone(),
         pcd,

@@ -29,7 +29,7 @@ pub(crate) mod kernels;
 pub mod model;
 pub mod prior;
 
-pub use config::{GumBoltConfig, LrSchedule, Structure, TrainConfig};
+pub use config::{GumBoltConfig, LrSchedule, Objective, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{
     GumBolt, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives, PhaseTimes, StepStats,

@@ -389,6 +389,11 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// a prior whose size is not `L·latent_units`.
     pub fn new(config: GumBoltConfig, pixel_means: &[f32], prior: P, partition: G) -> Result<Self> {
         config.validate()?;
+        ensure(
+            config.objective == super::Objective::GumBolt,
+            "objective",
+            || format!("the {} objective is not implemented yet", config.objective),
+        )?;
         let d = config.pixels;
         ensure(pixel_means.len() == d, "pixel_means", || {
             format!("expected {d} values, got {}", pixel_means.len())
