@@ -48,7 +48,7 @@ impl Smoothing {
         Ok(Self::OverlapExp(OverlappingExp::new(beta)?))
     }
 
-    fn estimator(&self) -> &dyn GradientEstimator {
+    pub(crate) fn estimator(&self) -> &dyn GradientEstimator {
         match self {
             Smoothing::SpikeExp(e) => e,
             Smoothing::OverlapExp(e) => e,

@@ -32,7 +32,8 @@ pub mod prior;
 pub use config::{GumBoltConfig, LrSchedule, Objective, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{
-    GumBolt, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives, PhaseTimes, StepStats,
+    GumBolt, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, NVIL_HIDDEN_UNITS, Noise, Nvil,
+    Objectives, PhaseTimes, StepStats,
 };
 pub use prior::{
     ExactPartitionGradient, FixedSamples, ParamGroup, PartitionGradient, SampledPartition,
@@ -41,3 +42,5 @@ pub use prior::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_baselines;

@@ -12,10 +12,15 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-use super::config::GumBoltConfig;
+mod baselines;
+
+pub use baselines::{NVIL_HIDDEN_UNITS, Nvil};
+
+use super::config::{GumBoltConfig, Objective};
 use super::error::{ModelError, Result, ensure};
 use super::kernels::{bernoulli_log_lik, repeat_rows, sum_row_groups, sum_squares};
 use super::prior::{ExactPartitionGradient, PartitionGradient, SampledPartition, TrainablePrior};
+use crate::dvae::Smoothing;
 use crate::nn::{Adam, Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
 
 /// Uniform noise ρ for every stochastic layer: one `[N, latent_units]` matrix per layer, with
@@ -89,6 +94,10 @@ pub struct LossParts {
     pub effective_samples: f64,
     /// The KL-annealing coefficient β used (algorithms §2.3).
     pub beta: f64,
+    /// REINFORCE with k = 1: the mean squared error `(1/B) Σ (ℓ − c − C_ψ(x))²` of NVIL's
+    /// baseline network (its own loss, not part of `loss`); 0 otherwise.
+    #[serde(default)]
+    pub baseline_mse: f64,
 }
 
 /// What [`GumBolt::train_step`] reports.
@@ -217,6 +226,8 @@ pub struct Objectives {
 #[derive(Debug, Clone, Copy)]
 enum Sampling {
     Relaxed(GumbelRelaxation),
+    /// dVAE / dVAE++ smoothing (algorithms §3, §4).
+    Smoothed(Smoothing),
     Discrete,
 }
 
@@ -224,6 +235,7 @@ impl Sampling {
     fn sample(&self, logits: &Mat, noise: &Mat, out: &mut Mat) {
         match self {
             Sampling::Relaxed(r) => r.sample_into(logits, noise, out),
+            Sampling::Smoothed(s) => s.estimator().sample_into(logits, noise, out),
             Sampling::Discrete => Discrete.sample_into(logits, noise, out),
         }
     }
@@ -280,6 +292,8 @@ struct Workspace {
     score: Mat,
     dl1: Mat,
     noise: Noise,
+    /// Buffers of the baselines' objectives.
+    kl_ws: baselines::KlWorkspace,
     /// (B, k) of the last forward pass.
     shape: (usize, usize),
 }
@@ -318,6 +332,10 @@ pub struct GumBolt<P, G> {
     prior_grad: Vec<f32>,
     partition: G,
     relax: GumbelRelaxation,
+    /// The dVAE / dVAE++ smoothing ([`Objective::Dvae`], [`Objective::DvaePp`]).
+    smoothing: Option<Smoothing>,
+    /// NVIL's baseline ([`Objective::Reinforce`] with k = 1).
+    nvil: Option<Nvil>,
     adam: Adam,
     rng: StreamRng,
     ws: Workspace,
@@ -389,11 +407,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// a prior whose size is not `L·latent_units`.
     pub fn new(config: GumBoltConfig, pixel_means: &[f32], prior: P, partition: G) -> Result<Self> {
         config.validate()?;
-        ensure(
-            config.objective == super::Objective::GumBolt,
-            "objective",
-            || format!("the {} objective is not implemented yet", config.objective),
-        )?;
         let d = config.pixels;
         ensure(pixel_means.len() == d, "pixel_means", || {
             format!("expected {d} values, got {}", pixel_means.len())
@@ -430,12 +443,29 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             encoders.push(net(d + u, u, &mut init)?);
         }
         let decoder = net(n_lat, d, &mut init)?;
+        let smoothing = match config.objective {
+            Objective::Dvae => Some(Smoothing::spike_exp(1.0 / config.tau)?),
+            Objective::DvaePp => Some(Smoothing::overlap_exp(1.0 / config.tau)?),
+            Objective::GumBolt | Objective::Reinforce => None,
+        };
+        // Drawn after the other networks, so the shared networks are initialised alike for
+        // every objective.
+        let nvil = if config.objective == Objective::Reinforce && config.k == 1 {
+            let net = MlpConfig::new(d, vec![NVIL_HIDDEN_UNITS], 1)
+                .with_batch_norm(config.batch_norm)
+                .build(&mut init)?;
+            Some(Nvil::new(net))
+        } else {
+            None
+        };
         let x_bias = pixel_means
             .iter()
             .map(|&m| gumbolt_core::numerics::logit((m as f64).clamp(1e-3, 0.999)) as f32)
             .collect();
         Ok(Self {
             relax: GumbelRelaxation::new(config.tau)?,
+            smoothing,
+            nvil,
             adam: Adam::new(config.train.adam)?,
             prior_grad: vec![0.0; prior.params().len()],
             x_mean: pixel_means.to_vec(),
@@ -560,9 +590,29 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         &self.ws.zeta
     }
 
+    /// The per-row `log p(x|ζ)` of the last forward pass.
+    pub fn last_log_px(&self) -> &[f64] {
+        &self.ws.log_px
+    }
+
+    /// The per-row `log q̌(ζ|x)` (at binary z: `log q(z|x)`) of the last forward pass.
+    pub fn last_log_q(&self) -> &[f64] {
+        &self.ws.log_q
+    }
+
     /// The per-row log-weights `log w` of the last forward pass (without `log Z`).
     pub fn last_log_weights(&self) -> &[f64] {
         &self.ws.log_w
+    }
+
+    /// NVIL's baseline network and running statistics (REINFORCE with k = 1).
+    pub fn nvil(&self) -> Option<&Nvil> {
+        self.nvil.as_ref()
+    }
+
+    /// Mutable NVIL state (checkpoint restore).
+    pub fn nvil_mut(&mut self) -> Option<&mut Nvil> {
+        self.nvil.as_mut()
     }
 
     /// Draws training-shaped noise for `rows = B·k` rows from `rng`.
@@ -774,9 +824,13 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         clock.lap(Phase::Other);
         self.partition.advance(&self.prior)?;
         clock.lap(Phase::Negative);
-        let relax = Sampling::Relaxed(self.relax);
+        let sampling = match (self.config.objective, self.smoothing) {
+            (Objective::Dvae | Objective::DvaePp, Some(s)) => Sampling::Smoothed(s),
+            (Objective::Reinforce, _) => Sampling::Discrete,
+            _ => Sampling::Relaxed(self.relax),
+        };
         let pass = Pass {
-            sampling: relax,
+            sampling,
             mode: Mode::Train,
             beta,
             train: true,
@@ -790,7 +844,15 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         clock.lap(Phase::Encoder);
         self.decoder.zero_grad();
         clock.lap(Phase::Decoder);
-        self.backward(&noise.layers, k, beta, clock);
+        let mut smoothed = None;
+        let mut baseline_mse = 0.0;
+        match sampling {
+            Sampling::Relaxed(_) => self.backward(&noise.layers, k, beta, clock),
+            Sampling::Smoothed(s) => {
+                smoothed = Some(self.backward_smoothed(s, &noise.layers, k, beta, clock));
+            }
+            Sampling::Discrete => baseline_mse = self.backward_reinforce(k, beta, clock),
+        }
 
         let weight_decay = {
             // λ·½ Σ‖θ‖² over the decayed tensors (the value of `nn::weight_decay_loss`).
@@ -816,20 +878,44 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             })
             .sum::<f64>()
             * inv_b;
-        let objective = objectives.iter().sum::<f64>() * inv_b;
         let log_z_surrogate = self.partition.surrogate_value(&self.prior);
-        Ok(LossParts {
-            loss: -objective + beta * log_z_surrogate + weight_decay,
-            objective,
-            log_px_given_zeta: wmean(&ws.log_px),
-            neg_energy: wmean(&ws.neg_e),
-            log_q: wmean(&ws.log_q),
-            log_z_surrogate,
-            weight_decay,
-            effective_samples: ess,
-            beta,
-        })
-        .inspect(|_| clock.lap(Phase::Other))
+        let parts = match smoothed {
+            // The smoothed ELBO: the k samples are averaged (no importance weights).
+            Some(kl) => {
+                let n = ws.log_px.len() as f64;
+                let log_px = ws.log_px.iter().sum::<f64>() / n;
+                let objective = log_px - beta * kl.kl_without_log_z;
+                LossParts {
+                    loss: -objective + beta * log_z_surrogate + weight_decay,
+                    objective,
+                    log_px_given_zeta: log_px,
+                    neg_energy: kl.neg_energy,
+                    log_q: kl.neg_entropy,
+                    log_z_surrogate,
+                    weight_decay,
+                    effective_samples: k as f64,
+                    beta,
+                    baseline_mse: 0.0,
+                }
+            }
+            None => {
+                let objective = objectives.iter().sum::<f64>() * inv_b;
+                LossParts {
+                    loss: -objective + beta * log_z_surrogate + weight_decay,
+                    objective,
+                    log_px_given_zeta: wmean(&ws.log_px),
+                    neg_energy: wmean(&ws.neg_e),
+                    log_q: wmean(&ws.log_q),
+                    log_z_surrogate,
+                    weight_decay,
+                    effective_samples: ess,
+                    beta,
+                    baseline_mse,
+                }
+            }
+        };
+        clock.lap(Phase::Other);
+        Ok(parts)
     }
 
     /// The backward pass of algorithms §2.2 (see [`GumBolt::loss_and_grad`]).
@@ -967,12 +1053,16 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             prior_grad,
+            nvil,
             adam,
             ..
         } = self;
         let mut params = Vec::new();
-        collect_params(encoders, decoder, prior, prior_grad, &mut params);
+        collect_params(encoders, decoder, prior, prior_grad, nvil, &mut params);
         adam.step(&mut params, lr as f32)?;
+        if let Some(nv) = nvil {
+            nv.update_stats();
+        }
         clock.lap(Phase::Optimizer);
         self.commit_times(&clock);
         Ok(StepStats {
@@ -1172,6 +1262,7 @@ fn collect_params<'a, P: TrainablePrior>(
     decoder: &'a mut Mlp,
     prior: &'a mut P,
     prior_grad: &'a mut [f32],
+    nvil: &'a mut Option<Nvil>,
     out: &mut Vec<ParamMut<'a>>,
 ) {
     for e in encoders.iter_mut() {
@@ -1188,6 +1279,9 @@ fn collect_params<'a, P: TrainablePrior>(
         value = vr;
         grad = grr;
     }
+    if let Some(nv) = nvil {
+        nv.net.collect_params(out);
+    }
 }
 
 impl<P: TrainablePrior, G> Trainable for GumBolt<P, G> {
@@ -1197,6 +1291,7 @@ impl<P: TrainablePrior, G> Trainable for GumBolt<P, G> {
             &mut self.decoder,
             &mut self.prior,
             &mut self.prior_grad,
+            &mut self.nvil,
             out,
         );
     }

@@ -14,7 +14,7 @@ use crate::nn::testutil::{check_close, fd_grad};
 use crate::nn::{Mlp, MlpConfig, Mode, Trainable};
 
 /// A binary `[rows, cols]` matrix with P(1) = 0.4.
-fn binary(rows: usize, cols: usize, seed: u64) -> Mat {
+pub(super) fn binary(rows: usize, cols: usize, seed: u64) -> Mat {
     let mut v = vec![0.0f32; rows * cols];
     fill_uniform(&mut root_rng(seed), &mut v);
     Mat::from_vec(
@@ -24,7 +24,7 @@ fn binary(rows: usize, cols: usize, seed: u64) -> Mat {
     )
 }
 
-fn means(d: usize) -> Vec<f32> {
+pub(super) fn means(d: usize) -> Vec<f32> {
     (0..d)
         .map(|j| [0.1f32, 0.35, 0.6, 0.0005, 0.9, 0.999][j % 6])
         .collect()
@@ -32,7 +32,7 @@ fn means(d: usize) -> Vec<f32> {
 
 /// A tiny configuration: 6 pixels, 4 latent units per layer, hidden width 3, τ = 0.5, and a
 /// large weight decay so its gradient is visible in finite differences.
-fn tiny(structure: Structure, k: usize) -> GumBoltConfig {
+pub(super) fn tiny(structure: Structure, k: usize) -> GumBoltConfig {
     let mut c = GumBoltConfig::new(structure);
     c.pixels = 6;
     c.latent_units = 4;
@@ -46,7 +46,7 @@ fn tiny(structure: Structure, k: usize) -> GumBoltConfig {
 
 /// Moves every non-kernel tensor (biases, BN γ and β, prior fields) away from its initial
 /// value so that every term of the gradient matters.
-fn perturb<M: Trainable>(m: &mut M) {
+pub(super) fn perturb<M: Trainable>(m: &mut M) {
     let mut k = 0.0f32;
     for p in m.params_mut() {
         if p.name != "kernel" {
@@ -58,7 +58,10 @@ fn perturb<M: Trainable>(m: &mut M) {
     }
 }
 
-fn rbm_model(config: GumBoltConfig, seed: u64) -> GumBolt<Rbm, SampledPartition<FixedSamples>> {
+pub(super) fn rbm_model(
+    config: GumBoltConfig,
+    seed: u64,
+) -> GumBolt<Rbm, SampledPartition<FixedSamples>> {
     let (n1, n2) = config.rbm_sides();
     let mut rng = root_rng(seed);
     let rbm = Rbm::random(n1, n2, 0.5, &mut rng);
@@ -77,8 +80,13 @@ fn rbm_model(config: GumBoltConfig, seed: u64) -> GumBolt<Rbm, SampledPartition<
 
 /// Compares the hand-written gradient of [`GumBolt::loss_and_grad`] (plus the weight decay λθ
 /// that the optimiser adds) with central differences of the loss, tensor by tensor.
-fn check_whole_gradient<P, G>(base: &GumBolt<P, G>, x: &Mat, noise: &Noise, beta: f64, what: &str)
-where
+pub(super) fn check_whole_gradient<P, G>(
+    base: &GumBolt<P, G>,
+    x: &Mat,
+    noise: &Noise,
+    beta: f64,
+    what: &str,
+) where
     P: TrainablePrior,
     G: PartitionGradient<P> + Clone,
 {
@@ -329,7 +337,7 @@ fn enumerable_model(seed: u64) -> GumBolt<Rbm, ExactPartitionGradient> {
 }
 
 /// Exact `log p(x) = log Σ_z e^{−E(z)} p(x|z) − log Z` per image by enumeration.
-fn exact_log_px(m: &mut GumBolt<Rbm, ExactPartitionGradient>, x: &Mat) -> Vec<f64> {
+pub(super) fn exact_log_px(m: &mut GumBolt<Rbm, ExactPartitionGradient>, x: &Mat) -> Vec<f64> {
     let n = m.config().latent_dim();
     let zs = all_configs(n);
     let neg_e: Vec<f64> = m.prior().energies(&zs).iter().map(|e| -e).collect();

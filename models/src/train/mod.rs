@@ -303,6 +303,9 @@ pub struct CheckpointMeta {
     pub data: DataInfo,
     /// `gumbolt-models <version>`.
     pub writer: String,
+    /// NVIL's running statistics (REINFORCE with k = 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvil: Option<gumbolt_estimators::NvilBaseline>,
 }
 
 /// Reports one training step (for progress bars).
@@ -912,6 +915,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             last_monitor: self.last_monitor,
             data: self.data_info.clone(),
             writer: format!("gumbolt-models {}", env!("CARGO_PKG_VERSION")),
+            nvil: self.model.nvil().map(|n| *n.stats()),
         };
         Ok(checkpoint::write_atomic(path, &meta, &tensors)?)
     }
@@ -951,14 +955,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             )
             .into());
         }
-        let model = state::import_model::<P, G>(
-            &mut raw,
-            meta.model.clone(),
-            &meta.negative_phase,
-            meta.adam_steps,
-            meta.noise_rng.clone(),
-            meta.iteration,
-        )?;
+        let model = state::import_model::<P, G>(&mut raw, &meta)?;
         let order = take_order(&mut raw, &meta)?;
         if let Some(t) = raw.tensors.first() {
             return Err(CheckpointError::wrong_structure(
@@ -1073,14 +1070,7 @@ pub fn load_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
 ) -> Result<GumBolt<P, G>, CheckpointError> {
     let mut raw = checkpoint::read(path)?;
     let meta = expect_kind::<P, G>(&raw)?;
-    state::import_model(
-        &mut raw,
-        meta.model,
-        &meta.negative_phase,
-        meta.adam_steps,
-        meta.noise_rng,
-        meta.iteration,
-    )
+    state::import_model(&mut raw, &meta)
 }
 
 #[cfg(test)]

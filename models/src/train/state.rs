@@ -217,6 +217,9 @@ pub fn tensor_names<P: GumBoltPrior, G: PartitionGradient<P>>(
     for g in model.prior().param_groups() {
         names.push(format!("prior.{}", g.name));
     }
+    if let Some(nv) = model.nvil_mut() {
+        mlp_names("nvil".into(), &mut nv.net, &mut names);
+    }
     names
 }
 
@@ -234,6 +237,9 @@ fn for_each_batch_norm<P: GumBoltPrior, G: PartitionGradient<P>>(
         visit(format!("encoder{i}"), e);
     }
     visit("decoder".into(), model.decoder_mut());
+    if let Some(nv) = model.nvil_mut() {
+        visit("nvil".into(), &mut nv.net);
+    }
 }
 
 /// The first non-finite trainable value, as `(tensor name, index)`.
@@ -289,12 +295,12 @@ pub fn export_tensors<P: GumBoltPrior, G: CheckpointPartition<P>>(
 /// [`CheckpointError::WrongStructure`] naming the tensor or setting that does not fit.
 pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
     raw: &mut RawCheckpoint,
-    config: GumBoltConfig,
-    partition: &serde_json::Value,
-    adam_steps: u64,
-    noise_rng: gumbolt_core::rng::StreamRng,
-    iteration: u64,
+    meta: &super::CheckpointMeta,
 ) -> Result<GumBolt<P, G>, CheckpointError> {
+    let config = meta.model.clone();
+    let partition = &meta.negative_phase;
+    let (adam_steps, iteration) = (meta.adam_steps, meta.iteration);
+    let noise_rng = meta.noise_rng.clone();
     let path = raw.path.clone();
     let wrong = |reason: String| CheckpointError::wrong_structure(&path, reason);
     let means = raw.take_f32("x_mean", config.pixels)?;
@@ -340,6 +346,9 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
             .map_err(|e| wrong(format!("optimiser state: {e}")))?;
     }
     model.set_noise_rng(noise_rng);
+    if let Some(nv) = model.nvil_mut() {
+        nv.stats = meta.nvil.unwrap_or_default();
+    }
     if let Some(t) = raw.take_optional("pcd.chains") {
         let shape = t.shape.clone();
         let values = match t.data {

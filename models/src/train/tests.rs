@@ -90,7 +90,8 @@ fn full_state<P: GumBoltPrior, G: CheckpointPartition<P>>(
     let mut m = t.model().clone();
     let tensors = state::export_tensors(&mut m);
     let rest = format!(
-        "{:?} {} {:?} {:?} {} {} {}",
+        "{:?} {:?} {} {:?} {:?} {} {} {}",
+        m.nvil().map(|n| *n.stats()),
         m.noise_rng(),
         m.optimizer().steps(),
         t.order.order(),
@@ -193,6 +194,46 @@ fn interrupted_and_resumed_run_is_bit_identical_pcd() {
             (s.start_iteration, s.end_iteration, s.checkpoints),
             (total, total, 0)
         );
+    }
+}
+
+#[test]
+fn interrupted_and_resumed_baseline_runs_are_bit_identical() {
+    // dVAE, dVAE++ and REINFORCE (NVIL's baseline network and running statistics for k = 1,
+    // VIMCO for k = 2) resume exactly like GumBolt.
+    use crate::gumbolt::Objective;
+    let total = 20;
+    let valid = images(16, 9, false);
+    for (objective, k, structure) in [
+        (Objective::Dvae, 2, Structure::Nonlinear2),
+        (Objective::DvaePp, 1, Structure::Linear2),
+        (Objective::Reinforce, 1, Structure::Nonlinear),
+        (Objective::Reinforce, 2, Structure::Nonlinear2),
+    ] {
+        let train = || TrainImages::Binary(images(60, 8, false));
+        let make = |cfg: TrainerConfig| {
+            let mut c = tiny_config(structure, total).with_k(k);
+            c.objective = objective;
+            let means = train().dataset().pixel_means();
+            let model = GumBolt::with_pcd(c, &means, pcd()).unwrap();
+            Trainer::new(model, train(), Some(&valid), cfg).unwrap()
+        };
+        let mut a = make(trainer_config(Interval::Never, Interval::Never));
+        a.run(u64::MAX, &mut |_| {}).unwrap();
+        if objective == Objective::Reinforce && k == 1 {
+            assert_eq!(a.model().nvil().unwrap().stats().updates(), total);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let at10 = dir.path().join("at10.ckpt");
+        let mut b =
+            make(trainer_config(Interval::Never, Interval::Every(10))).with_checkpoint_path(&path);
+        b.run(13, &mut copy_on_checkpoint(10, &at10)).unwrap();
+        drop(b);
+        let mut c: RbmTrainer = Trainer::resume(&at10, train(), Some(&valid)).unwrap();
+        assert_eq!(c.model().config().objective, objective);
+        c.run(u64::MAX, &mut |_| {}).unwrap();
+        assert_same_state(&a, &c);
     }
 }
 
