@@ -10,6 +10,11 @@
 //!   `KL = −aᵀq1 − bᵀq2 − q1ᵀWq2 + S_Z − H(q)` with `q = σ(l) = [q1 | q2]` and `H` the Bernoulli
 //!   entropy; `S_Z` is the negative-phase surrogate of a [`PartitionGradient`] (PCD samples, or
 //!   the exact `log Z`).
+//!
+//! The models that `gumbolt train --model dvae|dvaepp` trains are [`crate::gumbolt::GumBolt`]
+//! with [`crate::gumbolt::Objective::Dvae`] / [`crate::gumbolt::Objective::DvaePp`], which add
+//! the two-layer KL estimators and share GumBolt's networks, checkpoints and evaluation;
+//! [`SmoothedElbo`] is the independent one-layer reference they are tested against.
 
 use gumbolt_core::numerics::{sigmoid, softplus};
 use gumbolt_core::prior::{EnergyGradient, EnergyParamGradient, Parametric, Prior};

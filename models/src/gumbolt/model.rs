@@ -321,6 +321,11 @@ struct Workspace {
 ///
 /// Evaluation sets τ = 0 (discrete `z = 1[l + logit ρ > 0]`, layer 2 fed the binary z1) and
 /// runs batch norm in inference mode (GB §3.1, algorithms §2.4).
+///
+/// **Baselines.** The same networks, prior and evaluation train the models GumBolt is compared
+/// with (GB Table 1), chosen by [`GumBoltConfig::objective`]: dVAE and dVAE++ (smoothed ELBO,
+/// algorithms §3–§4) and REINFORCE with NVIL / VIMCO (algorithms §6); see
+/// [`super::Objective`]. Only the training samples and the backward pass differ.
 #[derive(Debug, Clone)]
 pub struct GumBolt<P, G> {
     config: GumBoltConfig,
