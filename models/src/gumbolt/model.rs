@@ -335,7 +335,11 @@ pub struct GumBolt<P, G> {
     decoder: Mlp,
     prior: P,
     prior_grad: Vec<f32>,
-    partition: G,
+    /// The negative phase; `None` only while a training step runs it on a second thread.
+    partition: Option<G>,
+    /// Whether a training step runs the negative phase on a second thread, beside the forward
+    /// and backward passes (results are identical either way).
+    parallel_negative: bool,
     relax: GumbelRelaxation,
     /// The dVAE / dVAE++ smoothing ([`Objective::Dvae`], [`Objective::DvaePp`]).
     smoothing: Option<Smoothing>,
@@ -346,6 +350,19 @@ pub struct GumBolt<P, G> {
     ws: Workspace,
     /// Phase times of the training steps, when timing is on.
     timing: Option<PhaseTimes>,
+}
+
+const PARTITION_PRESENT: &str = "the negative phase is back in place after every training step";
+
+/// What the forward and backward passes of a training step report.
+#[derive(Debug, Default)]
+struct Passes {
+    /// Per image `logsumexp_i log w − log k`.
+    objectives: Vec<f64>,
+    /// The KL terms of the smoothed objectives.
+    smoothed: Option<baselines::KlMeans>,
+    /// NVIL's baseline loss.
+    baseline_mse: f64,
 }
 
 /// GumBolt with an RBM prior trained by PCD (GB §3.1, §5.1).
@@ -478,7 +495,8 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             encoders,
             decoder,
             prior,
-            partition,
+            partition: Some(partition),
+            parallel_negative: false,
             rng: noise_rng,
             ws: Workspace::default(),
             timing: None,
@@ -521,18 +539,21 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 
     /// The negative phase.
     pub fn partition(&self) -> &G {
-        &self.partition
+        self.partition.as_ref().expect(PARTITION_PRESENT)
     }
 
     /// Mutable negative phase (e.g. to reach the PCD chains).
     pub fn partition_mut(&mut self) -> &mut G {
-        &mut self.partition
+        self.partition.as_mut().expect(PARTITION_PRESENT)
     }
 
     /// The prior and mutable access to the negative phase at once (e.g. to restore PCD chains,
     /// which needs the prior's block sizes).
     pub fn prior_and_partition_mut(&mut self) -> (&P, &mut G) {
-        (&self.prior, &mut self.partition)
+        (
+            &self.prior,
+            self.partition.as_mut().expect(PARTITION_PRESENT),
+        )
     }
 
     /// The encoder networks, one per stochastic layer.
@@ -818,6 +839,19 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         }
     }
 
+    /// Runs the negative phase on a second thread during the forward and backward passes of
+    /// training steps (`on`), or before them (off, the default). The negative phase depends
+    /// only on the prior's parameters and its own state, so the results are bit-identical
+    /// either way; on uses a second core.
+    pub fn set_parallel_negative_phase(&mut self, on: bool) {
+        self.parallel_negative = on;
+    }
+
+    /// Whether [`GumBolt::set_parallel_negative_phase`] is on.
+    pub fn parallel_negative_phase(&self) -> bool {
+        self.parallel_negative
+    }
+
     fn loss_and_grad_impl(
         &mut self,
         x: &Mat,
@@ -827,38 +861,52 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         clock: &mut Clock,
     ) -> Result<LossParts> {
         clock.lap(Phase::Other);
-        self.partition.advance(&self.prior)?;
-        clock.lap(Phase::Negative);
-        let sampling = match (self.config.objective, self.smoothing) {
-            (Objective::Dvae | Objective::DvaePp, Some(s)) => Sampling::Smoothed(s),
-            (Objective::Reinforce, _) => Sampling::Discrete,
-            _ => Sampling::Relaxed(self.relax),
+        let mut partition = self.partition.take().expect(PARTITION_PRESENT);
+        let (partition, advanced, passes) = if self.parallel_negative {
+            // The thread samples with a copy of θ_t while this one runs the networks; the
+            // samples enter only the final gradient term, added after the join.
+            let prior = self.prior.clone();
+            std::thread::scope(|scope| {
+                let worker = scope.spawn(move || {
+                    let r = partition.advance(&prior);
+                    (partition, r)
+                });
+                let passes = self.passes(x, noise, k, beta, clock);
+                let (partition, advanced) = worker
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                clock.lap(Phase::Negative);
+                (partition, advanced, passes)
+            })
+        } else {
+            let advanced = partition.advance(&self.prior);
+            clock.lap(Phase::Negative);
+            let passes = if advanced.is_ok() {
+                self.passes(x, noise, k, beta, clock)
+            } else {
+                Passes::default()
+            };
+            (partition, advanced, passes)
         };
-        let pass = Pass {
-            sampling,
-            mode: Mode::Train,
-            beta,
-            train: true,
-        };
-        self.forward(x, &noise.layers, k, pass, clock);
-        let objectives = self.group_objectives();
-        clock.lap(Phase::Other);
-        for e in &mut self.encoders {
-            e.zero_grad();
-        }
-        clock.lap(Phase::Encoder);
-        self.decoder.zero_grad();
-        clock.lap(Phase::Decoder);
-        let mut smoothed = None;
-        let mut baseline_mse = 0.0;
-        match sampling {
-            Sampling::Relaxed(_) => self.backward(&noise.layers, k, beta, clock),
-            Sampling::Smoothed(s) => {
-                smoothed = Some(self.backward_smoothed(s, &noise.layers, k, beta, clock));
-            }
-            Sampling::Discrete => baseline_mse = self.backward_reinforce(k, beta, clock),
-        }
-
+        self.partition = Some(partition);
+        advanced?;
+        let Passes {
+            objectives,
+            smoothed,
+            baseline_mse,
+        } = passes;
+        // The negative phase's gradient term, β ∇θ S_Z (GB Eq. 6).
+        let Self {
+            prior,
+            prior_grad,
+            partition,
+            ..
+        } = self;
+        partition
+            .as_ref()
+            .expect(PARTITION_PRESENT)
+            .accumulate_grad(prior, beta as f32, prior_grad);
+        clock.lap(Phase::Prior);
         let weight_decay = {
             // λ·½ Σ‖θ‖² over the decayed tensors (the value of `nn::weight_decay_loss`).
             let lambda = self.config.train.adam.weight_decay;
@@ -883,7 +931,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             })
             .sum::<f64>()
             * inv_b;
-        let log_z_surrogate = self.partition.surrogate_value(&self.prior);
+        let log_z_surrogate = self.partition().surrogate_value(&self.prior);
         let parts = match smoothed {
             // The smoothed ELBO: the k samples are averaged (no importance weights).
             Some(kl) => {
@@ -923,6 +971,46 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         Ok(parts)
     }
 
+    /// The forward and backward passes of one training step (everything but the negative
+    /// phase's gradient term).
+    fn passes(&mut self, x: &Mat, noise: &Noise, k: usize, beta: f64, clock: &mut Clock) -> Passes {
+        let sampling = match (self.config.objective, self.smoothing) {
+            (Objective::Dvae | Objective::DvaePp, Some(s)) => Sampling::Smoothed(s),
+            (Objective::Reinforce, _) => Sampling::Discrete,
+            _ => Sampling::Relaxed(self.relax),
+        };
+        let pass = Pass {
+            sampling,
+            mode: Mode::Train,
+            beta,
+            train: true,
+        };
+        self.forward(x, &noise.layers, k, pass, clock);
+        let objectives = self.group_objectives();
+        clock.lap(Phase::Other);
+        for e in &mut self.encoders {
+            e.zero_grad();
+        }
+        clock.lap(Phase::Encoder);
+        self.decoder.zero_grad();
+        clock.lap(Phase::Decoder);
+        let mut smoothed = None;
+        let mut baseline_mse = 0.0;
+        match sampling {
+            Sampling::Relaxed(_) => self.backward(&noise.layers, k, beta, clock),
+            Sampling::Smoothed(s) => {
+                smoothed = Some(self.backward_smoothed(s, &noise.layers, k, beta, clock));
+            }
+            Sampling::Discrete => baseline_mse = self.backward_reinforce(k, beta, clock),
+        }
+
+        Passes {
+            objectives,
+            smoothed,
+            baseline_mse,
+        }
+    }
+
     /// The backward pass of algorithms §2.2 (see [`GumBolt::loss_and_grad`]).
     fn backward(&mut self, noise: &[Mat], k: usize, beta: f64, clock: &mut Clock) {
         let (l_count, u, d) = (
@@ -936,7 +1024,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             prior_grad,
-            partition,
             relax,
             ..
         } = self;
@@ -979,7 +1066,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         prior_grad.fill(0.0);
         let weights: Vec<f32> = ws.g.iter().map(|&g| g * beta32).collect();
         prior.accumulate_neg_energy_grad(ws.zeta_all.as_view(), &weights, prior_grad);
-        partition.accumulate_grad(prior, beta32, prior_grad);
         clock.lap(Phase::Prior);
 
         // Stochastic layers, last first.

@@ -22,7 +22,9 @@ pub struct ParamGroup {
 /// A prior the GumBolt model can train: the energy at relaxed points (GB Eq. 7), its ζ-gradient
 /// (backpropagation into the encoder, GB Eq. 11) and its θ-gradient (positive and negative
 /// phase, GB Eq. 6), plus the split of θ into weight-decay groups.
-pub trait TrainablePrior: Prior + EnergyGradient + EnergyParamGradient + Clone {
+pub trait TrainablePrior:
+    Prior + EnergyGradient + EnergyParamGradient + Clone + Send + Sync
+{
     /// The groups of [`gumbolt_core::Parametric::params`], in order, covering every scalar.
     fn param_groups(&self) -> Vec<ParamGroup>;
 }
@@ -58,7 +60,7 @@ impl TrainablePrior for FactorialBernoulli {
 
 /// The `log Z` part of the training loss (algorithms §1 "Surrogate for autodiff"): a value whose
 /// θ-gradient is (an estimate of) `∇θ log Z = E_p[∇θ(−E)]` (GB Eq. 6).
-pub trait PartitionGradient<P: ?Sized> {
+pub trait PartitionGradient<P: ?Sized>: Send {
     /// Prepares an iteration with the *current* θ: advances persistent chains (PCD), or
     /// computes the exact gradient. Called once per loss evaluation, before the forward pass
     /// (algorithms §2.1 step 9).
@@ -113,7 +115,7 @@ impl<S> SampledPartition<S> {
 impl<P, S> PartitionGradient<P> for SampledPartition<S>
 where
     P: EnergyParamGradient + ?Sized,
-    S: Sampler<P>,
+    S: Sampler<P> + Send,
 {
     fn advance(&mut self, prior: &P) -> Result<()> {
         let s = self.sampler.sample(prior);

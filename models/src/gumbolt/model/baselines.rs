@@ -84,7 +84,7 @@ pub(super) struct KlWorkspace {
 }
 
 /// Means over the rows of the KL terms of one smoothed-ELBO pass.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct KlMeans {
     /// `mean(KL − S_Z)`.
     pub kl_without_log_z: f64,
@@ -146,7 +146,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             prior_grad,
-            partition,
             ..
         } = self;
         let (b, _) = ws.shape;
@@ -298,7 +297,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 }
             }
         }
-        partition.accumulate_grad(prior, beta as f32, prior_grad);
         let inv_n64 = 1.0 / n as f64;
         let neg_energy = -kw.kl.iter().sum::<f64>() * inv_n64;
         let neg_entropy = kw.neg_entropy.iter().sum::<f64>() * inv_n64;
@@ -359,7 +357,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             prior_grad,
-            partition,
             nvil,
             ..
         } = self;
@@ -415,7 +412,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         kw.weights.clear();
         kw.weights.extend(ws.g.iter().map(|&g| g * beta32));
         prior.accumulate_neg_energy_grad(ws.zeta_all.as_view(), &kw.weights, prior_grad);
-        partition.accumulate_grad(prior, beta32, prior_grad);
         clock.lap(Phase::Prior);
 
         for layer in (0..l_count).rev() {
