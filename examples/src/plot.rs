@@ -5,7 +5,8 @@
 //! - [`image_grid`]: a grey-scale grid of `h × w` images with values in `[0, 1]` (1 = white),
 //!   e.g. samples of a model trained on MNIST or OMNIGLOT.
 //! - [`grouped_points`]: means with ± std error bars, one group per structure and one colour per
-//!   model, for comparing models across structures.
+//!   model, for comparing models across structures; [`grouped_points_with_reference`] adds a
+//!   reference value (e.g. the paper's number) per model as a cross.
 //!
 //! Text is drawn with DejaVu Sans, embedded in the binary (see `assets/README.md` for its
 //! licence), so no system font library is needed. Each function writes its PNG atomically
@@ -296,10 +297,46 @@ pub fn grouped_points(
     title: &str,
     path: impl AsRef<Path>,
 ) -> Result<(), PlotError> {
-    let path = path.as_ref();
+    let groups: Vec<(String, Vec<ModelPoint>, Vec<ReferencePoint>)> = groups
+        .iter()
+        .map(|(name, points)| (name.clone(), points.clone(), Vec::new()))
+        .collect();
+    grouped_points_impl(&groups, None, y_label, title, path.as_ref())
+}
+
+/// A reference value of a model in a [`grouped_points_with_reference`] group (e.g. a published
+/// number): `(model, value)`.
+pub type ReferencePoint = (String, f64);
+
+/// [`grouped_points`] with a reference value per model and group (e.g. the published number
+/// the means are compared with), drawn as a cross in the model's colour at the model's offset
+/// and listed once in the legend as `reference_label`. A model that has only reference values
+/// still gets its colour and legend entry; non-finite reference values are not drawn. The chart
+/// shows "no data" only when there is neither a finite mean nor a finite reference value.
+pub fn grouped_points_with_reference(
+    groups: &[(String, Vec<ModelPoint>, Vec<ReferencePoint>)],
+    reference_label: &str,
+    y_label: &str,
+    title: &str,
+    path: impl AsRef<Path>,
+) -> Result<(), PlotError> {
+    grouped_points_impl(groups, Some(reference_label), y_label, title, path.as_ref())
+}
+
+fn grouped_points_impl(
+    groups: &[(String, Vec<ModelPoint>, Vec<ReferencePoint>)],
+    reference_label: Option<&str>,
+    y_label: &str,
+    title: &str,
+    path: &Path,
+) -> Result<(), PlotError> {
     let mut models: Vec<&str> = Vec::new();
-    for (_, entries) in groups {
-        for (model, _, _) in entries {
+    for (_, entries, refs) in groups {
+        let names = entries
+            .iter()
+            .map(|(m, _, _)| m)
+            .chain(refs.iter().map(|(m, _)| m));
+        for model in names {
             if !models.contains(&model.as_str()) {
                 models.push(model);
             }
@@ -316,7 +353,17 @@ pub fn grouped_points(
     };
     // Per model: (x, mean, half-width of the error bar or 0).
     let mut per_model: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); n_models];
-    for (g, (_, entries)) in groups.iter().enumerate() {
+    // Reference values: (x, value, colour index).
+    let mut references: Vec<(f64, f64, usize)> = Vec::new();
+    for (g, (_, _, refs)) in groups.iter().enumerate() {
+        for (model, value) in refs {
+            let j = models.iter().position(|m| m == model).unwrap_or_default();
+            if value.is_finite() {
+                references.push((g as f64 + offset(j), *value, j));
+            }
+        }
+    }
+    for (g, (_, entries, _)) in groups.iter().enumerate() {
         for (model, mean, std) in entries {
             let j = models.iter().position(|m| m == model).unwrap_or_default();
             if mean.is_finite() {
@@ -332,12 +379,17 @@ pub fn grouped_points(
     let extent = per_model
         .iter()
         .flatten()
-        .flat_map(|&(_, m, s)| [m - s, m + s]);
+        .flat_map(|&(_, m, s)| [m - s, m + s])
+        .chain(references.iter().map(|r| r.1));
     let y_range = padded_range(extent, 0.08)?;
-    let has_data = per_model.iter().any(|p| !p.is_empty());
+    let has_data = per_model.iter().any(|p| !p.is_empty()) || !references.is_empty();
     let x_range = GroupAxis(groups.len()).bounds();
-    let names: Vec<&str> = groups.iter().map(|(name, _)| name.as_str()).collect();
-    let labels: Vec<String> = models.iter().map(|m| m.to_string()).collect();
+    let names: Vec<&str> = groups.iter().map(|(name, _, _)| name.as_str()).collect();
+    let mut labels: Vec<String> = models.iter().map(|m| m.to_string()).collect();
+    let reference_label = reference_label.filter(|_| !references.is_empty());
+    if let Some(l) = reference_label {
+        labels.push(l.to_owned());
+    }
     let y_fmt = tick_formatter(y_range.0, y_range.1, false);
 
     let rgb = render_chart(path, |root| {
@@ -385,6 +437,7 @@ pub fn grouped_points(
             .iter()
             .flatten()
             .flat_map(|&(x, m, s)| [(x, m - s), (x, m), (x, m + s)])
+            .chain(references.iter().map(|&(x, v, _)| (x, v)))
             .collect();
         let position = legend_corner(
             root,
@@ -414,6 +467,15 @@ pub fn grouped_points(
                 }))?
                 .label(labels[j].as_str())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+        }
+        if let Some(label) = reference_label {
+            chart
+                .draw_series(references.iter().map(|&(x, v, j)| {
+                    let color = PALETTE[j % PALETTE.len()];
+                    EmptyElement::at((x, v)) + Cross::new((0, 0), 6, color.stroke_width(3))
+                }))?
+                .label(label)
+                .legend(|(x, y)| Cross::new((x + 8, y), 6, BLACK.stroke_width(3)));
         }
         if n_models > 0 {
             chart

@@ -75,6 +75,11 @@ pub(crate) struct EvalArgs {
     /// No progress display on stderr.
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    /// Do not print the result on stdout (`gumbolt reproduce`; it is still written to
+    /// `eval.json`).
+    #[arg(skip)]
+    pub(crate) no_stdout: bool,
 }
 
 /// The output of `gumbolt eval` (and `eval.json`).
@@ -199,6 +204,9 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         for w in &out.warnings {
             eprintln!("warning: {w}");
         }
+    }
+    if args.no_stdout {
+        return Ok(());
     }
     let mut stdout = std::io::stdout().lock();
     stdout

@@ -10,6 +10,7 @@ mod eval;
 mod logz;
 mod progress;
 mod quick;
+mod reproduce;
 mod rundir;
 mod sample;
 mod train;
@@ -69,6 +70,38 @@ enum Command {
     /// `gumbolt eval --run OUT --samples SAMPLES --json` and `gumbolt sample --run OUT --n 64
     /// --out OUT/samples.png --json`; prints their three JSON lines.
     Quick(quick::QuickArgs),
+    /// Reproduce GB Table 1 or 2: every cell as resumable (cell, seed) jobs, then our numbers
+    /// beside the paper's in OUT/table.md, table.json and table.png.
+    ///
+    /// Table 1: dVAE, dVAE++ (k = 1) and GumBolt (k = 1, 5, 20) on the structures —, ~, ——, ~~;
+    /// Table 2: GumBolt and GumBolt-nW (k = 20) on —, ~, ~~. Each (cell, seed) job trains into
+    /// OUT/runs/<cell>/seed<s>/ (`gumbolt train`), evaluates it (`gumbolt eval --logz pt`, seed
+    /// s) and writes OUT/cells/<cell>-seed<s>.json (cell ids like `nonlinear-gumbolt-k5`,
+    /// `nonlinear2-gumbolt-nw-k20`; the GumBolt k = 20 cells are shared by both tables). A job
+    /// whose result exists is skipped, never recomputed or overwritten; an interrupted job
+    /// continues from its last checkpoint. A failed job is reported and the others go on; the
+    /// command then exits with status 1 listing the failed jobs.
+    ///
+    /// Budgets (--iters, --samples and --limit override them; overrides are recorded):
+    ///
+    /// - smoke: 30 iterations, 10 PCD sweeps × 100 chains, S = 10 importance samples on the
+    ///   first 500 test images, 1 seed (minutes; CI);
+    ///
+    /// - short: 5000 iterations, 200 sweeps × 100 chains, S = 500 on all test images, 1 seed;
+    ///
+    /// - long: 100 000 iterations, 200 sweeps × 100 chains, S = 1000 on all test images,
+    ///   3 seeds;
+    ///
+    /// - paper: the paper's protocol, 1 000 000 iterations, 200 sweeps × 100 chains, S = 4000
+    ///   on all test images, 5 seeds.
+    ///
+    /// The settings are stored in OUT/reproduce.json and in every result; an OUT holding results
+    /// of other settings is refused (use another --out). The jobs are listed seed by seed, row by
+    /// row, column by column; --shard I/N runs those whose index is I−1 modulo N. With
+    /// --jobs J ≥ 2, J jobs run at once, each evaluation with cores/J threads, and the progress
+    /// of train and eval is not shown. One line per job start and end goes to stderr, with an ETA; at the
+    /// end the table (also with pending cells) is written and printed on stdout.
+    Reproduce(reproduce::ReproduceArgs),
     /// Estimate the log-partition function log Z of an RBM (exact, AIS, or PT + bridge sampling).
     Logz(logz::LogzArgs),
     /// Time GumBolt training iterations on the bundled MNIST, split by phase, with GFLOP/s.
@@ -90,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Quick(args) => quick::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
         Command::Logz(args) => logz::run(args),
         Command::Bench(args) => bench::run(args),
     }

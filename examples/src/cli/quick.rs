@@ -72,6 +72,7 @@ pub(crate) fn run(args: QuickArgs) -> Result<()> {
         data_file: None,
         json: true,
         quiet: args.quiet,
+        no_stdout: false,
     })?;
     sample::run(SampleArgs {
         run: args.out.clone(),

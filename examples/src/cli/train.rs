@@ -324,6 +324,11 @@ pub(crate) struct TrainArgs {
     /// Stop (with a checkpoint) after this many iterations, as if interrupted (for tests).
     #[arg(long, value_name = "N", hide = true)]
     pub(crate) stop_after: Option<u64>,
+
+    /// Do not print the summary JSON line on stdout (`gumbolt reproduce`; the summary is still
+    /// written to `train_summary.json`).
+    #[arg(skip)]
+    pub(crate) no_stdout: bool,
 }
 
 impl TrainArgs {
@@ -356,6 +361,7 @@ impl TrainArgs {
             checkpoint_every: None,
             quiet,
             stop_after: None,
+            no_stdout: false,
         }
     }
 }
@@ -1051,6 +1057,9 @@ impl Session<'_> {
                 out.sec_per_iter
                     .map_or("–".into(), |s| format!("{:.1} ms", 1e3 * s))
             );
+        }
+        if args.no_stdout {
+            return Ok(());
         }
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{}", serde_json::to_string(&out)?)
