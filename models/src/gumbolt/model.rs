@@ -720,19 +720,17 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 
         // 3. Layer 2 on [x − x̄, ζ1] (hierarchical posterior, GB §5.1).
         if l_count == 2 {
-            let inp = self.encoders[1].input_buffer(n);
             if k == 1 {
+                let inp = self.encoders[1].input_buffer(n);
                 inp.columns_mut(0, d).copy_from(&ws.xc);
+                inp.columns_mut(d, u).copy_from(&ws.zeta[0]);
             } else {
-                for j in 0..d {
-                    let src = ws.xc.column(j);
-                    let mut dst = inp.column_mut(j);
-                    for (chunk, &v) in dst.as_mut_slice().chunks_exact_mut(k).zip(src.iter()) {
-                        chunk.fill(v);
-                    }
-                }
+                // The data part is the same for the k samples of an image: its product with
+                // the first layer's kernel is computed once per image.
+                let (shared, rest) = self.encoders[1].shared_input_buffers(b, k, d);
+                shared.copy_from(&ws.xc);
+                rest.copy_from(&ws.zeta[0]);
             }
-            inp.columns_mut(d, u).copy_from(&ws.zeta[0]);
             let l2 = self.encoders[1].forward_buffered(mode);
             ensure_shape(&mut ws.logits[1], n, u);
             ws.logits[1].copy_from(l2);

@@ -136,6 +136,78 @@ impl Dense {
         }
     }
 
+    /// `y ← [repeat_k(shared), rest] W + b` without materialising the repeated rows: the input
+    /// of row `r` is `[shared[r / k], rest[r]]` (`shared: [B, s]`, `rest: [B·k, in − s]`).
+    /// The shared part's product `shared · W[..s]` is computed once per distinct row (into
+    /// `tmp`, `[B, out]`) — for the second encoder's `[x − x̄, ζ1]` with k samples that is
+    /// 1/k of the data part's work (algorithms §2.1, §10.10).
+    ///
+    /// # Panics
+    /// On inconsistent shapes.
+    pub fn forward_shared(&self, shared: &Mat, k: usize, rest: &Mat, tmp: &mut Mat, y: &mut Mat) {
+        let s = shared.ncols();
+        assert_eq!(
+            s + rest.ncols(),
+            self.n_in(),
+            "Dense::forward_shared: widths"
+        );
+        assert_eq!(
+            shared.nrows() * k,
+            rest.nrows(),
+            "Dense::forward_shared: rows"
+        );
+        let out = self.n_out();
+        ensure_shape(tmp, shared.nrows(), out);
+        matmul_nn(shared, &self.w.rows(0, s), tmp);
+        ensure_shape(y, rest.nrows(), out);
+        matmul_nn(rest, &self.w.rows(s, rest.ncols()), y);
+        for j in 0..out {
+            let bj = self.b[j];
+            let t = tmp.column(j);
+            let mut ycol = y.column_mut(j);
+            for (chunk, &tv) in ycol.as_mut_slice().chunks_exact_mut(k).zip(t.iter()) {
+                let add = tv + bj;
+                for v in chunk {
+                    *v += add;
+                }
+            }
+        }
+    }
+
+    /// The parameter gradients of [`Dense::forward_shared`]: `dW[..s] += sharedᵀ Σ_k dy`
+    /// (the k rows of each group summed into `tmp` first), `dW[s..] += restᵀ dy`,
+    /// `db += Σ_rows dy`.
+    ///
+    /// # Panics
+    /// On inconsistent shapes.
+    pub fn backward_params_shared(
+        &mut self,
+        shared: &Mat,
+        k: usize,
+        rest: &Mat,
+        dy: &Mat,
+        tmp: &mut Mat,
+    ) {
+        let (s, b) = (shared.ncols(), shared.nrows());
+        let out = self.n_out();
+        assert_eq!(dy.shape(), (b * k, out), "Dense::backward_shared: dy shape");
+        assert_eq!(rest.nrows(), b * k, "Dense::backward_shared: rows");
+        ensure_shape(tmp, b, out);
+        for j in 0..out {
+            let src = dy.column(j);
+            let src = src.as_slice();
+            let mut dcol = tmp.column_mut(j);
+            for (bi, d) in dcol.iter_mut().enumerate() {
+                *d = src[bi * k..(bi + 1) * k].iter().sum();
+            }
+        }
+        gemm_tn(1.0, shared, &*tmp, 1.0, &mut self.dw.rows_mut(0, s));
+        gemm_tn(1.0, rest, dy, 1.0, &mut self.dw.rows_mut(s, rest.ncols()));
+        for (j, g) in self.db.iter_mut().enumerate() {
+            *g += dy.column(j).iter().sum::<f32>();
+        }
+    }
+
     /// `dx ← dy Wᵀ` (through `matmul_nt`), reshaping `dx` to `[N, in]` if needed.
     pub fn input_grad(&self, dy: &Mat, dx: &mut Mat) {
         self.input_grad_cols(dy, 0, self.n_in(), dx);

@@ -121,6 +121,12 @@ struct Buffers {
     dinput: Mat,
     /// Rows of the last forward pass, if any.
     rows: Option<usize>,
+    /// Shared-input mode ([`Mlp::shared_input_buffers`]): `[B, s]` rows repeated `k` times
+    /// before the per-row part in `input`; `shared_k == 0` when off.
+    shared: Mat,
+    shared_k: usize,
+    /// Scratch of the shared first layer (`[B, width]`).
+    shared_tmp: Mat,
 }
 
 /// Which input gradient a backward pass computes.
@@ -233,6 +239,7 @@ impl Mlp {
         mode: Mode,
     ) -> &Mat {
         assert_eq!(x.ncols(), self.config.input, "Mlp::forward: input width");
+        self.buf.shared_k = 0;
         ensure_shape(&mut self.buf.input, x.nrows(), x.ncols());
         self.buf.input.copy_from(x);
         self.forward_buffered(mode)
@@ -241,8 +248,39 @@ impl Mlp {
     /// The input buffer reshaped to `[rows, input]`, for callers that assemble the input in
     /// place (e.g. `[x − x̄, ζ1]`, algorithms §2.1) before [`Mlp::forward_buffered`].
     pub fn input_buffer(&mut self, rows: usize) -> &mut Mat {
+        self.buf.shared_k = 0;
         ensure_shape(&mut self.buf.input, rows, self.config.input);
         &mut self.buf.input
+    }
+
+    /// Buffers for an input whose first `shared_cols` columns repeat every row of a
+    /// `[rows, shared_cols]` block `k` times (row `r` of the input is
+    /// `[shared[r / k], rest[r]]`, `rest: [rows·k, input − shared_cols]`), e.g. the second
+    /// encoder's `[x − x̄, ζ1]` with k samples per image. [`Mlp::forward_buffered`] then runs
+    /// the first layer's shared product once per distinct row ([`Dense::forward_shared`]);
+    /// the result equals that of the repeated input. Input-gradient column ranges keep
+    /// referring to the whole input's columns.
+    ///
+    /// # Panics
+    /// If `shared_cols` exceeds the input width or `k` is 0.
+    pub fn shared_input_buffers(
+        &mut self,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&mut Mat, &mut Mat) {
+        assert!(
+            shared_cols <= self.config.input && k >= 1,
+            "Mlp::shared_input_buffers"
+        );
+        self.buf.shared_k = k;
+        ensure_shape(&mut self.buf.shared, rows, shared_cols);
+        ensure_shape(
+            &mut self.buf.input,
+            rows * k,
+            self.config.input - shared_cols,
+        );
+        (&mut self.buf.shared, &mut self.buf.input)
     }
 
     /// Runs the network on the current contents of the input buffer (see
@@ -259,20 +297,33 @@ impl Mlp {
         buf.pre.resize_with(nh, || Mat::zeros(0, 0));
         buf.act.resize_with(nh, || Mat::zeros(0, 0));
         buf.grad.resize_with(nh, || Mat::zeros(0, 0));
+        let k = buf.shared_k;
         for l in 0..nh {
             let (prev, rest) = buf.act.split_at_mut(l);
-            let x = if l == 0 { &buf.input } else { &prev[l - 1] };
             let layer = &mut hidden[l];
-            layer.dense.forward(x, &mut buf.pre[l]);
+            if l == 0 && k > 0 {
+                let tmp = &mut buf.shared_tmp;
+                layer
+                    .dense
+                    .forward_shared(&buf.shared, k, &buf.input, tmp, &mut buf.pre[l]);
+            } else {
+                let x = if l == 0 { &buf.input } else { &prev[l - 1] };
+                layer.dense.forward(x, &mut buf.pre[l]);
+            }
             layer.bn.forward(&buf.pre[l], &mut rest[0], mode);
             Tanh::forward_inplace(&mut rest[0]);
         }
-        let x = if nh == 0 {
-            &buf.input
+        if nh == 0 && k > 0 {
+            let tmp = &mut buf.shared_tmp;
+            output.forward_shared(&buf.shared, k, &buf.input, tmp, &mut buf.output);
         } else {
-            &buf.act[nh - 1]
-        };
-        output.forward(x, &mut buf.output);
+            let x = if nh == 0 {
+                &buf.input
+            } else {
+                &buf.act[nh - 1]
+            };
+            output.forward(x, &mut buf.output);
+        }
         buf.rows = Some(n);
         &buf.output
     }
@@ -323,7 +374,10 @@ impl Mlp {
             ..
         } = self;
         let nh = hidden.len();
-        if nh == 0 {
+        let k = buf.shared_k;
+        if nh == 0 && k > 0 {
+            output.backward_params_shared(&buf.shared, k, &buf.input, dy, &mut buf.shared_tmp);
+        } else if nh == 0 {
             output.backward_params(&buf.input, dy);
         } else {
             output.backward_params(&buf.act[nh - 1], dy);
@@ -332,8 +386,19 @@ impl Mlp {
         for l in (0..nh).rev() {
             Tanh::backward_inplace(&buf.act[l], &mut buf.grad[l]);
             hidden[l].bn.backward_inplace(&mut buf.grad[l]);
-            let x = if l == 0 { &buf.input } else { &buf.act[l - 1] };
-            hidden[l].dense.backward_params(x, &buf.grad[l]);
+            if l == 0 && k > 0 {
+                let tmp = &mut buf.shared_tmp;
+                hidden[l].dense.backward_params_shared(
+                    &buf.shared,
+                    k,
+                    &buf.input,
+                    &buf.grad[l],
+                    tmp,
+                );
+            } else {
+                let x = if l == 0 { &buf.input } else { &buf.act[l - 1] };
+                hidden[l].dense.backward_params(x, &buf.grad[l]);
+            }
             if l > 0 {
                 let (lo, hi) = buf.grad.split_at_mut(l);
                 hidden[l].dense.input_grad(&hi[0], &mut lo[l - 1]);
@@ -546,6 +611,55 @@ mod tests {
         let y3 = m3.forward_buffered(Mode::Train).clone();
         let mut m4 = net(5, &[6, 6]);
         assert_eq!(&y3, m4.forward(&x, Mode::Train));
+    }
+
+    #[test]
+    fn shared_input_equals_the_repeated_input() {
+        // Input [shared[r / k], rest[r]]: forward outputs, parameter gradients and the input
+        // gradient of the per-row columns match those of the explicitly repeated input.
+        for hidden in [&[4usize, 3][..], &[]] {
+            for mode in [Mode::Train, Mode::Inference] {
+                let (b, k, s) = (3, 4, 2);
+                let shared = rand_mat(b, s, 1);
+                let rest = rand_mat(b * k, 5 - s, 2);
+                let full = Mat::from_fn(b * k, 5, |r, c| {
+                    if c < s {
+                        shared[(r / k, c)]
+                    } else {
+                        rest[(r, c - s)]
+                    }
+                });
+                let dy = rand_mat(b * k, 2, 3);
+                let mut a = net(7, hidden);
+                let mut m = a.clone();
+                let ya = a.forward(&full, mode).clone();
+                let (sh, re) = m.shared_input_buffers(b, k, s);
+                sh.copy_from(&shared);
+                re.copy_from(&rest);
+                let ym = m.forward_buffered(mode).clone();
+                let close = |x: &[f32], y: &[f32], what: &str| {
+                    for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                        assert!(
+                            (p - q).abs() <= 1e-5 * (1.0 + p.abs()),
+                            "{what}[{i}]: {p} vs {q}"
+                        );
+                    }
+                };
+                close(ya.as_slice(), ym.as_slice(), "output");
+                a.zero_grad();
+                m.zero_grad();
+                let da = a.backward_input_cols(&dy, s, 5 - s).clone();
+                let dm = m.backward_input_cols(&dy, s, 5 - s).clone();
+                close(da.as_slice(), dm.as_slice(), "input gradient");
+                let ga: Vec<Vec<f32>> = a.params_mut().iter().map(|p| p.grad.to_vec()).collect();
+                let gm: Vec<Vec<f32>> = m.params_mut().iter().map(|p| p.grad.to_vec()).collect();
+                for (t, (x, y)) in ga.iter().zip(&gm).enumerate() {
+                    close(x, y, &format!("gradient of tensor {t}"));
+                }
+                // Back to the ordinary input.
+                assert_eq!(m.forward(&full, mode).as_slice(), ya.as_slice());
+            }
+        }
     }
 
     #[test]
