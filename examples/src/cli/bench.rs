@@ -68,6 +68,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "T", value_parser = int_at_least::<1>)]
     threads: Option<usize>,
 
+    /// Run the PCD negative phase on a second thread beside the networks (as `gumbolt train`
+    /// does by default on two or more cores).
+    #[arg(long)]
+    pcd_thread: bool,
+
     /// Seed of the initialisation, the noise and the PCD chains.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
@@ -119,6 +124,8 @@ struct BenchResult {
     pcd_steps: usize,
     pcd_chains: usize,
     rbm_sides: (usize, usize),
+    /// Whether PCD ran on a second thread beside the networks (`--pcd-thread`).
+    pcd_thread: bool,
     matmul_threads: Option<String>,
     /// Median seconds per training step.
     sec_per_iter: f64,
@@ -244,6 +251,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         step(&mut model, it)?;
     }
     model.set_phase_timing(true);
+    model.set_parallel_negative_phase(args.pcd_thread);
     let mut secs = Vec::with_capacity(args.iters);
     for it in args.warmup..args.warmup + args.iters {
         secs.push(step(&mut model, it)?);
@@ -275,6 +283,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         pcd_chains: args.pcd_chains,
         rbm_sides: mc.rbm_sides(),
         matmul_threads: env_threads,
+        pcd_thread: args.pcd_thread,
         sec_per_iter: med,
         sec_per_iter_mean: mean,
         sec_per_iter_min: min,

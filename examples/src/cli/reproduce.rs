@@ -1011,6 +1011,8 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         }
         t.monitor_records = Some(s.monitor_records);
         t.no_stdout = true;
+        // Concurrent jobs already use the cores.
+        t.serial_pcd = ctx.args.jobs > 1;
         if ckpt.exists() {
             t.resume = true;
         } else if !dir.present(&RUN_MARKERS).is_empty() {

@@ -292,6 +292,11 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Training")]
     pub(crate) pcd_steps: Option<usize>,
 
+    /// Run the PCD negative phase before the networks instead of on a second thread beside them
+    /// (the default when the machine has two or more cores). The results are identical.
+    #[arg(long, help_heading = "Training")]
+    pub(crate) serial_pcd: bool,
+
     /// PCD persistent chains (--model gumbolt) [default: 100].
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Training")]
     pub(crate) pcd_chains: Option<usize>,
@@ -361,6 +366,7 @@ impl TrainArgs {
             checkpoint_every: None,
             quiet,
             stop_after: None,
+            serial_pcd: false,
             no_stdout: false,
         }
     }
@@ -936,6 +942,10 @@ impl Session<'_> {
         mut trainer: Trainer<P, G>,
     ) -> Result<()> {
         let args = self.args;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        trainer
+            .model_mut()
+            .set_parallel_negative_phase(!args.serial_pcd && cores >= 2);
         let total = trainer.total_iterations();
         let start = trainer.iteration();
         let until = args.stop_after.map_or(total, |n| n.min(total));
