@@ -414,7 +414,15 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<RawCheckpoint, CheckpointErro
         .checked_add(h_len)
         .and_then(|v| v.checked_add(p_len))
         .and_then(|v| v.checked_add(CRC_LEN as u64))
-        .ok_or_else(|| CheckpointError::corrupt(path, "impossible section lengths"))?;
+        .ok_or_else(|| {
+            CheckpointError::corrupt(
+                path,
+                format!(
+                    "impossible section lengths (header {h_len} + payload {p_len} bytes exceed \
+                     any file size)"
+                ),
+            )
+        })?;
     if found < expected {
         return Err(CheckpointError::Truncated {
             path: path.to_path_buf(),
@@ -569,7 +577,7 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut c = flate2::Crc::new();
     c.update(bytes);
     c.sum()
@@ -703,6 +711,15 @@ mod tests {
             );
             assert!(named(&e), "{e}");
         }
+        // Section lengths whose sum overflows: the message gives them.
+        let mut huge = good.clone();
+        huge[16..32].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x80]);
+        let e = decode(&path, &huge).unwrap_err();
+        assert!(
+            matches!(e, CheckpointError::Corrupt { ref reason, .. }
+                if reason.contains("impossible section lengths (header 9223372036854775808 + payload 9223372036854775808")),
+            "{e}"
+        );
         // Trailing garbage.
         let mut long = good.clone();
         long.push(0);

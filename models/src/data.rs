@@ -49,6 +49,8 @@ use nalgebra::DMatrixView;
 use rand::Rng;
 use thiserror::Error;
 
+#[doc(hidden)]
+pub mod fuzz;
 pub mod matfile;
 pub mod omniglot;
 #[cfg(test)]
@@ -162,14 +164,17 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
-    /// The number of images differs from the known size of the split.
-    #[error("{}: expected {expected} images, found {found}", .path.display())]
+    /// The number of items differs from what is required: images in a split of known size,
+    /// labels in a label file (one per image), names in `alphabets.txt`.
+    #[error("{}: expected {expected} {what}, found {found}", .path.display())]
     WrongCount {
         /// The file.
         path: PathBuf,
-        /// Images expected.
+        /// What is counted (`images`, `labels (one per image)`, `alphabet names`).
+        what: &'static str,
+        /// Items expected.
         expected: usize,
-        /// Images found.
+        /// Items found.
         found: usize,
     },
     /// An argument is invalid (e.g. an image dimension of 0 or a buffer that is not a whole
@@ -666,13 +671,54 @@ pub fn load_amat(path: impl AsRef<Path>, spec: &AmatSpec) -> Result<Dataset, Dat
         ));
     }
     open_regular_file(path)?;
-    let io_err = |source| DataError::Io {
+    let file = File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let mut raw = BufReader::with_capacity(READ_BUFFER, file);
-    let head = raw.fill_buf().map_err(io_err)?;
+    })?;
+    let capacity = spec.expected_rows.unwrap_or(0).saturating_mul(spec.dim);
+    decode_amat(
+        BufReader::with_capacity(READ_BUFFER, file),
+        spec,
+        path,
+        capacity,
+    )
+}
+
+/// Parses the bytes of an `.amat` or `.amat.gz` file held in memory, exactly as [`load_amat`]
+/// parses the file `path` (gzip detected from the magic bytes; a `path` named `*.gz` must be
+/// gzip). `path` is only used in error messages.
+///
+/// ```
+/// use gumbolt_models::data::{amat_from_bytes, AmatSpec, PixelKind};
+/// let spec = AmatSpec { dim: 3, kind: PixelKind::Binary, expected_rows: None };
+/// let d = amat_from_bytes("x.amat".as_ref(), b"0 1 1\n1 0 0\n", &spec).unwrap();
+/// assert_eq!((d.n(), d.dim()), (2, 3));
+/// let e = amat_from_bytes("x.amat".as_ref(), b"0 1\n", &spec).unwrap_err();
+/// assert_eq!(e.to_string(), "x.amat:1: expected 3 values per line, found 2");
+/// ```
+///
+/// # Errors
+/// As [`load_amat`], without the file-system errors.
+pub fn amat_from_bytes(path: &Path, bytes: &[u8], spec: &AmatSpec) -> Result<Dataset, DataError> {
+    if spec.dim == 0 {
+        return Err(DataError::InvalidArgument(
+            "image dimension must be positive".into(),
+        ));
+    }
+    decode_amat(bytes, spec, path, 0)
+}
+
+/// Gzip detection and parsing of an `.amat[.gz]` stream (`capacity`: values to reserve).
+fn decode_amat<R: BufRead>(
+    mut raw: R,
+    spec: &AmatSpec,
+    path: &Path,
+    capacity: usize,
+) -> Result<Dataset, DataError> {
+    let head = raw.fill_buf().map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let is_gzip = head.starts_with(&GZIP_MAGIC);
     let named_gz = path
         .extension()
@@ -687,7 +733,6 @@ pub fn load_amat(path: impl AsRef<Path>, spec: &AmatSpec) -> Result<Dataset, Dat
             ),
         });
     }
-    let capacity = spec.expected_rows.unwrap_or(0).saturating_mul(spec.dim);
     if is_gzip {
         let reader = BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(raw));
         parse_amat(reader, spec, path, true, capacity)
@@ -822,6 +867,7 @@ fn parse_amat<R: Read + BufRead>(
     if let Some(expected) = spec.expected_rows.filter(|&e| e != n) {
         return Err(DataError::WrongCount {
             path: path.to_path_buf(),
+            what: "images",
             expected,
             found: n,
         });
@@ -1253,7 +1299,7 @@ mod tests {
         }
         let e = load_binarized_mnist(dir.path()).unwrap_err();
         assert!(
-            matches!(&e, DataError::WrongCount { expected: 50_000, found: 3, path } if path.ends_with("binarized_mnist_train.amat.gz")),
+            matches!(&e, DataError::WrongCount { expected: 50_000, found: 3, path, .. } if path.ends_with("binarized_mnist_train.amat.gz")),
             "{e:?}"
         );
     }

@@ -37,6 +37,8 @@
 pub mod bernoulli;
 mod bipartite;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod kernels;
 pub mod mrf;
 pub mod rbm;

@@ -204,6 +204,15 @@ pub fn mat_variables(path: impl AsRef<Path>) -> Result<Vec<MatVarInfo>, DataErro
     Ok(scan(path.as_ref(), &[])?.0)
 }
 
+/// [`mat_variables`] of a MAT-file held in memory (`path` is only used in error messages).
+///
+/// # Errors
+/// As [`mat_variables`], without the file-system errors.
+pub fn mat_variables_from_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<MatVarInfo>, DataError> {
+    let len = bytes.len() as u64;
+    Ok(scan_reader(path, &mut io::Cursor::new(bytes), len, &[])?.0)
+}
+
 /// Reads the named real 2-D numeric matrices, returned in the order of `names`.
 ///
 /// The file is scanned in order and reading stops once every name has been found; if two
@@ -225,6 +234,30 @@ pub fn read_mat_matrices(
 ) -> Result<Vec<MatMatrix>, DataError> {
     let path = path.as_ref();
     let (infos, found) = scan(path, names)?;
+    collect_found(path, names, infos, found)
+}
+
+/// [`read_mat_matrices`] on a MAT-file held in memory (`path` is only used in error messages).
+///
+/// # Errors
+/// As [`read_mat_matrices`], without the file-system errors.
+pub fn read_mat_matrices_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    names: &[&str],
+) -> Result<Vec<MatMatrix>, DataError> {
+    let len = bytes.len() as u64;
+    let (infos, found) = scan_reader(path, &mut io::Cursor::new(bytes), len, names)?;
+    collect_found(path, names, infos, found)
+}
+
+/// The requested matrices in the order of `names`, or [`DataError::MissingKey`].
+fn collect_found(
+    path: &Path,
+    names: &[&str],
+    infos: Vec<MatVarInfo>,
+    found: Vec<Option<MatMatrix>>,
+) -> Result<Vec<MatMatrix>, DataError> {
     found
         .into_iter()
         .zip(names)
@@ -475,8 +508,10 @@ fn read_real<R: Read>(s: &mut Sub<'_, R>, count: usize) -> Result<Vec<f32>, Fail
              need {count} values"
         )));
     }
-    // Do not trust a huge declared size blindly: reserve at most 2^20 values up front, and the
-    // rest (exactly) once that many have actually been read.
+    // Do not trust a huge declared size blindly: reserve at most 2^20 values up front, then
+    // grow with the values actually read (at most doubling). A compressed element's declared
+    // size is not bounded by the file's: reserving all of it once 2^20 values had been read let
+    // a 2 KB file request a 16 GiB buffer (abort).
     const FIRST_RESERVE: usize = 1 << 20;
     let mut out = Vec::with_capacity(count.min(FIRST_RESERVE));
     if let Some(b) = tag.small {
@@ -496,7 +531,7 @@ fn read_real<R: Read>(s: &mut Sub<'_, R>, count: usize) -> Result<Vec<f32>, Fail
         let k = rest.min(buf.len());
         s.bytes(&mut buf[..k])?;
         if out.len() + k / size > out.capacity() {
-            out.reserve_exact(count - out.len());
+            out.reserve(out.len().min(count - out.len()));
         }
         convert(tag.ty, s.endian, &buf[..k], &mut out);
         rest -= k;
@@ -552,13 +587,26 @@ fn parse_matrix<R: Read>(
     Ok((h, Some((slot, m))))
 }
 
+/// Every variable's header seen, and the requested matrices.
+type Scanned = (Vec<MatVarInfo>, Vec<Option<MatMatrix>>);
+
 /// Scans the file; returns every variable's header seen and the requested matrices.
-#[allow(clippy::type_complexity)]
-fn scan(
-    path: &Path,
-    wanted: &[&str],
-) -> Result<(Vec<MatVarInfo>, Vec<Option<MatMatrix>>), DataError> {
+fn scan(path: &Path, wanted: &[&str]) -> Result<Scanned, DataError> {
     let len = open_regular_file(path)?.len();
+    let mut file = File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    scan_reader(path, &mut file, len, wanted)
+}
+
+/// [`scan`] on any seekable reader of `len` bytes (`path` is used in the errors).
+fn scan_reader<R: Read + Seek>(
+    path: &Path,
+    file: &mut R,
+    len: u64,
+    wanted: &[&str],
+) -> Result<Scanned, DataError> {
     let io_err = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
@@ -567,9 +615,8 @@ fn scan(
         path: path.to_path_buf(),
         reason,
     };
-    let mut file = File::open(path).map_err(io_err)?;
     let mut head = Vec::with_capacity(HEADER_LEN as usize);
-    (&mut file)
+    (&mut *file)
         .take(HEADER_LEN)
         .read_to_end(&mut head)
         .map_err(io_err)?;
@@ -623,7 +670,7 @@ fn scan(
             return Err(truncated(8));
         }
         file.seek(SeekFrom::Start(pos)).map_err(io_err)?;
-        let mut reader = BufReader::with_capacity(1 << 16, &file);
+        let mut reader = BufReader::with_capacity(1 << 16, &mut *file);
         let mut outer = Sub {
             r: &mut reader,
             left: 8,
@@ -1014,6 +1061,54 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Regression (found reviewing the fuzz targets' allocations): a compressed element that
+    /// declares a 65536 × 65535 `uint8` matrix (4 GiB of data, 16 GiB as f32) but delivers
+    /// 2 MiB used to reserve the whole 16 GiB once 2^20 values had been read, aborting the
+    /// process. Now the buffer grows with the data read and the short stream is an error.
+    #[test]
+    fn declared_sizes_of_compressed_data_are_not_trusted() {
+        use flate2::Compression;
+        use flate2::write::ZlibEncoder;
+        use std::io::Write;
+        let le = |v: u32| v.to_le_bytes();
+        let (rows, cols) = (65_536u32, 65_535u32);
+        let n = rows * cols;
+        let mut m = Vec::new();
+        m.extend(le(MI_UINT32));
+        m.extend(le(8));
+        m.extend(le(CLASS_DOUBLE as u32));
+        m.extend(le(0));
+        m.extend(le(MI_INT32));
+        m.extend(le(8));
+        m.extend(le(rows));
+        m.extend(le(cols));
+        m.extend(le(MI_INT8));
+        m.extend(le(4));
+        m.extend(b"data\0\0\0\0");
+        m.extend(le(MI_UINT8));
+        m.extend(le(n));
+        let mut inner = Vec::new();
+        inner.extend(le(MI_MATRIX));
+        inner.extend(le(m.len() as u32 + n));
+        inner.extend(&m);
+        inner.extend(vec![0u8; 2 << 20]);
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+        z.write_all(&inner).unwrap();
+        let z = z.finish().unwrap();
+        let mut file = MatWriter::new(false).buf;
+        file.extend(le(MI_COMPRESSED));
+        file.extend(le(z.len() as u32));
+        file.extend(&z);
+        assert!(file.len() < 16 << 10, "{} bytes", file.len());
+        let path = Path::new("bomb.mat");
+        let e = read_mat_matrices_from_bytes(path, &file, &["data"]).unwrap_err();
+        assert!(
+            matches!(&e, DataError::MatCorrupt { reason, .. } if reason.contains("ends before")),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("bomb.mat"), "{e}");
     }
 
     #[test]

@@ -335,7 +335,35 @@ pub fn load_omniglot_mat_with(
     protocol: &OmniglotProtocol,
 ) -> Result<OmniglotSplits, DataError> {
     let path = path.as_ref();
-    let mut m = read_mat_matrices(path, &["data", "testdata", "target", "testtarget"])?;
+    let m = read_mat_matrices(path, &OMNIGLOT_MAT_VARIABLES)?;
+    omniglot_from_mat(path, m, protocol)
+}
+
+/// The variables of `chardata.mat` that [`load_omniglot_mat`] reads, in the order
+/// [`omniglot_from_mat`] takes them.
+pub const OMNIGLOT_MAT_VARIABLES: [&str; 4] = ["data", "testdata", "target", "testtarget"];
+
+/// The OMNIGLOT splits from the matrices [`OMNIGLOT_MAT_VARIABLES`] of a `chardata.mat` (as
+/// returned by [`read_mat_matrices`] or
+/// [`read_mat_matrices_from_bytes`](super::matfile::read_mat_matrices_from_bytes)), with the
+/// checks and the protocol of [`load_omniglot_mat_with`]. `path` is only used in error
+/// messages.
+///
+/// # Errors
+/// As [`load_omniglot_mat_with`] after reading; [`DataError::InvalidArgument`] if `m` does not
+/// hold four matrices.
+pub fn omniglot_from_mat(
+    path: &Path,
+    mut m: Vec<MatMatrix>,
+    protocol: &OmniglotProtocol,
+) -> Result<OmniglotSplits, DataError> {
+    if m.len() != OMNIGLOT_MAT_VARIABLES.len() {
+        return Err(DataError::InvalidArgument(format!(
+            "expected the {} matrices {OMNIGLOT_MAT_VARIABLES:?}, got {}",
+            OMNIGLOT_MAT_VARIABLES.len(),
+            m.len()
+        )));
+    }
     let testtarget = m.pop().expect("four matrices");
     let target = m.pop().expect("four matrices");
     let testdata = m.pop().expect("four matrices");
@@ -465,13 +493,12 @@ fn assemble(
 }
 
 /// Reads a small text file whole.
-fn read_text(path: &Path) -> Result<String, DataError> {
+fn read_text(path: &Path) -> Result<Vec<u8>, DataError> {
     open_regular_file(path)?;
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    })
 }
 
 /// The non-blank lines of `text` with their 1-based numbers; blank lines are allowed only at
@@ -500,7 +527,18 @@ fn content_lines(path: &Path, text: &str) -> Result<Vec<(usize, String)>, DataEr
 
 /// `alphabets.txt`: exactly [`OMNIGLOT_N_ALPHABETS`] names, one per line.
 fn read_alphabets(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = read_text(path)?;
+    parse_alphabets(path, &read_text(path)?)
+}
+
+/// Parses the contents of a rebuilt-format `alphabets.txt` (exactly [`OMNIGLOT_N_ALPHABETS`]
+/// non-empty names, one per line; blank lines only at the end; invalid UTF-8 replaced). `path`
+/// is only used in error messages.
+///
+/// # Errors
+/// [`DataError::BadLabel`] for an empty name, [`DataError::WrongCount`] for another number of
+/// names.
+pub fn parse_alphabets(path: &Path, bytes: &[u8]) -> Result<Vec<String>, DataError> {
+    let text = String::from_utf8_lossy(bytes);
     let names: Vec<String> = content_lines(path, &text)
         .map_err(|e| match e {
             DataError::WrongWidth { path, line, .. } => DataError::BadLabel {
@@ -516,6 +554,7 @@ fn read_alphabets(path: &Path) -> Result<Vec<String>, DataError> {
     if names.len() != OMNIGLOT_N_ALPHABETS {
         return Err(DataError::WrongCount {
             path: path.to_path_buf(),
+            what: "alphabet names",
             expected: OMNIGLOT_N_ALPHABETS,
             found: names.len(),
         });
@@ -525,8 +564,32 @@ fn read_alphabets(path: &Path) -> Result<Vec<String>, DataError> {
 
 /// A label file: one index in `0..n_classes` per line, `expected` lines.
 fn read_labels(path: &Path, n_classes: usize, expected: usize) -> Result<Vec<usize>, DataError> {
-    let text = read_text(path)?;
-    let mut labels = Vec::with_capacity(expected);
+    parse_labels(path, &read_text(path)?, n_classes, expected)
+}
+
+/// Parses the contents of a rebuilt-format label file `omniglot_{train,test}_labels.txt`: one
+/// alphabet index in `0..n_classes` per line, `expected` lines (blank lines only at the end;
+/// invalid UTF-8 replaced). `path` is only used in error messages.
+///
+/// ```
+/// use gumbolt_models::data::omniglot::parse_labels;
+/// let p = "labels.txt".as_ref();
+/// assert_eq!(parse_labels(p, b"3\n0\n", 50, 2).unwrap(), vec![3, 0]);
+/// let e = parse_labels(p, b"3\n50\n", 50, 2).unwrap_err();
+/// assert_eq!(e.to_string(), "labels.txt: label 2: alphabet index 50 is not in 0..50");
+/// ```
+///
+/// # Errors
+/// [`DataError::NotNumeric`], [`DataError::WrongWidth`] (not one value on a line),
+/// [`DataError::BadLabel`] (an index not in `0..n_classes`), [`DataError::WrongCount`].
+pub fn parse_labels(
+    path: &Path,
+    bytes: &[u8],
+    n_classes: usize,
+    expected: usize,
+) -> Result<Vec<usize>, DataError> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut labels = Vec::with_capacity(expected.min(1 << 20));
     for (line, content) in content_lines(path, &text)? {
         let toks: Vec<&str> = content.split_ascii_whitespace().collect();
         if toks.len() != 1 {
@@ -555,6 +618,7 @@ fn read_labels(path: &Path, n_classes: usize, expected: usize) -> Result<Vec<usi
     if labels.len() != expected {
         return Err(DataError::WrongCount {
             path: path.to_path_buf(),
+            what: "labels (one per image)",
             expected,
             found: labels.len(),
         });
@@ -957,7 +1021,10 @@ mod tests {
                 "0\n1\n\n3\n4\n5\n6\n",
                 "3: expected 1 values per line, found 0",
             ),
-            ("0\n1\n2\n3\n4\n5\n", "expected 7 images, found 6"),
+            (
+                "0\n1\n2\n3\n4\n5\n",
+                "expected 7 labels (one per image), found 6",
+            ),
         ] {
             std::fs::write(&labels, text).unwrap();
             let e = load().unwrap_err();
@@ -984,6 +1051,12 @@ mod tests {
                 ..
             })
         ));
+        // The message counts names, not images (regression: it said "expected 50 images").
+        let msg = load().unwrap_err().to_string();
+        assert!(
+            msg.ends_with("alphabets.txt: expected 50 alphabet names, found 2"),
+            "{msg}"
+        );
         let names: String = (0..51)
             .map(|a| {
                 if a == 7 {

@@ -63,6 +63,59 @@ fn constructor_rejects_invalid_monomials_clearly() {
     );
 }
 
+/// Edge cases of invalid definitions (the full list of bad inputs, with the command-line ones,
+/// is the corpus of `examples/tests/bad_input.rs`): the error names the offending monomial by
+/// its position and units, and nothing panics, whatever the index.
+#[test]
+fn constructor_rejects_edge_case_monomials() {
+    // (units n, monomials, index of the offending monomial, reason)
+    type Terms = Vec<(Vec<usize>, f64)>;
+    let cases: Vec<(usize, Terms, usize, &str)> = vec![
+        (
+            3,
+            vec![(vec![usize::MAX], 1.0)],
+            0,
+            "unit 18446744073709551615 is out of range",
+        ),
+        (
+            0,
+            vec![(vec![0], 1.0)],
+            0,
+            "unit 0 is out of range for 0 units (valid: 0..0)",
+        ),
+        (
+            4,
+            vec![(vec![0, 1], 1.0), (vec![2], -1.0), (vec![3, 1, 3], 0.5)],
+            2,
+            "unit 3 appears more than once",
+        ),
+        (
+            2,
+            vec![(vec![1, 0], 1.0), (vec![], f64::INFINITY)],
+            1,
+            "the coefficient inf is not finite",
+        ),
+        (
+            2,
+            vec![(vec![1], f64::NEG_INFINITY)],
+            0,
+            "the coefficient -inf is not finite",
+        ),
+    ];
+    for (n, terms, at, reason) in cases {
+        let units = terms[at].0.clone();
+        match PolynomialMrf::new(n, terms) {
+            Err(e @ PriorError::InvalidMonomial { index, .. }) => {
+                let s = e.to_string();
+                assert_eq!(index, at, "{s}");
+                assert!(s.contains(reason), "{s}");
+                assert!(s.contains(&format!("monomial #{at} {units:?}")), "{s}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn batched_energy_gradient_and_gaps_match_the_f64_api() {
     let mut r = rng(1);

@@ -1,0 +1,4 @@
+//! Fuzz target `checkpoint`: see `gumbolt_models::data::fuzz::checkpoint`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gumbolt_models::data::fuzz::checkpoint(data));
