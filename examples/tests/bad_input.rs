@@ -12,10 +12,6 @@
 //! `PolynomialMrf::new`), are the table [`MRF_CASES`]. Every process runs with
 //! `RUST_BACKTRACE=1`, so a panic would show a backtrace, which fails the case.
 //!
-//! Known failures whose fix belongs to code this test does not own are in [`KNOWN_BAD`], run by
-//! the ignored test `known_bad_inputs` (`cargo test -p gumbolt-examples --test bad_input --
-//! --ignored`).
-//!
 //! `BAD_INPUT_VERBOSE=1` prints every message.
 
 use gumbolt_models::checkpoint::{self, Tensor, TensorData};
@@ -183,7 +179,7 @@ const CASES: &[Case] = &[
     ("ckpt-tensor-wrong-dtype", "eval --run {tmp}/ck/wrong_dtype {EVAL}", 1, &["ck/wrong_dtype/checkpoint.ckpt does not match: tensor `x_mean` is u32, expected f32"]),
     ("ckpt-chains-wrong-shape", "sample --run {tmp}/ck/chains_shape --n 1", 1, &["ck/chains_shape/checkpoint.ckpt does not match: tensor `pcd.chains`", "expected [10, 200]"]),
     ("ckpt-bad-negative-phase", "eval --run {tmp}/ck/bad_negative_phase {EVAL}", 1, &["ck/bad_negative_phase/checkpoint.ckpt does not match: negative-phase settings"]),
-    ("ckpt-bad-tau", "eval --run {tmp}/ck/bad_tau {EVAL}", 1, &["ck/bad_tau/checkpoint.ckpt does not match: cannot build the model", "tau"]),
+    ("ckpt-bad-tau", "eval --run {tmp}/ck/bad_tau {EVAL}", 1, &["ck/bad_tau/checkpoint.ckpt does not match: invalid model configuration", "tau"]),
     ("ckpt-resume-other-data", "train --resume --out {tmp}/ck/other_data -q", 1, &["ck/other_data/checkpoint.ckpt does not match: it was trained on 7 binary images", "another data set?"]),
     ("ckpt-resume-order-length", "train --resume --out {tmp}/ck/order_length -q", 1, &["ck/order_length/checkpoint.ckpt does not match: tensor `data.order` has 10 entries for 50000 images"]),
     ("ckpt-resume-extra-tensor", "train --resume --out {tmp}/ck/extra_tensor -q", 1, &["ck/extra_tensor/checkpoint.ckpt does not match: unexpected tensor `junk`"]),
@@ -263,33 +259,13 @@ const CASES: &[Case] = &[
     ("logz-ladder-nan", "logz -q --random --n1 3 --n2 4 --pt-ladder 0,nan,1", 2, &["--pt-ladder", "comma-separated increasing list"]),
     ("logz-method-unknown", "logz -q --random --n1 3 --n2 4 --method foo", 2, &["--method", "possible values"]),
     ("logz-seed-negative", "logz -q --random --n1 3 --n2 4 --seed -1", 2, &["--seed"]),
-];
-
-/// Cases that fail today; each comment says why and where the fix belongs. Run with
-/// `--ignored`; when one passes, move it to [`CASES`].
-#[rustfmt::skip]
-const KNOWN_BAD: &[Case] = &[
-    // A checkpoint whose parameters are not finite (consistent file, valid checksum) is
-    // accepted: `eval` exits 0 printing "test NLL = NaN ± NaN", `sample` writes a PNG, and an
-    // infinite coupling fails later with "log Z estimate failed: non-finite value in pilot swap
-    // rates", naming neither the file nor the parameter. Fix: `load_model` / `import_model`
-    // (models/src/train) should refuse non-finite tensors with a `CheckpointError` naming the
-    // tensor (`state::first_non_finite` exists), as `Trainer::save_checkpoint` does on writing.
+    // Fixed after the corpus found them: non-finite or invalid stored configurations, negative
+    // counts for eval/sample, both MNIST test-split candidates named.
     ("ckpt-nan-parameter", "eval --run {tmp}/ck/nan_parameter {EVAL}", 1, &["ck/nan_parameter/checkpoint.ckpt", "param/decoder.1.bias", "not finite"]),
     ("ckpt-nan-parameter-sample", "sample --run {tmp}/ck/nan_parameter --n 1 --sweeps 1", 1, &["ck/nan_parameter/checkpoint.ckpt", "param/decoder.1.bias", "not finite"]),
     ("ckpt-inf-parameter", "eval --run {tmp}/ck/inf_parameter {EVAL}", 1, &["ck/inf_parameter/checkpoint.ckpt", "param/prior.rbm.w", "not finite"]),
-    // A checkpoint whose configuration has `latent_units: 0` panics (exit 101, "Rbm::zeros:
-    // EmptySide") instead of failing: `import_model` (models/src/train/state.rs) builds the
-    // prior with `P::for_config` before the configuration is validated by `GumBolt::new`.
-    // A negative number for an option that takes a count is reported as "unexpected argument
-    // '-1' found", without the option: `EvalArgs` and `SampleArgs` (examples/src/cli/eval.rs,
-    // sample.rs) lack the `allow_negative_numbers = true` that `train` and `logz` have.
     ("eval-threads-negative", "eval --run {run} --threads -1", 2, &["--threads", "expected an integer ≥ 0"]),
     ("sample-sweeps-negative", "sample --run {run} --sweeps -1", 2, &["--sweeps", "expected an integer ≥ 0"]),
-    // A missing MNIST test split is reported as "data file not found (tried
-    // DIR/binarized_mnist_test.amat.gz)" although `.amat` is looked for first: `load_test`
-    // (examples/src/cli/dataset.rs) picks the candidate itself instead of reporting both, as the
-    // training splits do.
     ("eval-mnist-split-missing-names-both", "eval --run {run} --data-dir {tmp}/empty_dir {EVAL}", 1, &["binarized_mnist_test.amat, ", "binarized_mnist_test.amat.gz"]),
     ("ckpt-latent-units-0", "eval --run {tmp}/ck/latent_zero {EVAL}", 1, &["ck/latent_zero/checkpoint.ckpt does not match", "latent_units"]),
 ];
@@ -835,7 +811,7 @@ fn check_mrf_cases() -> Vec<String> {
 #[test]
 fn bad_input_corpus() {
     let mut ids = std::collections::HashSet::new();
-    for c in CASES.iter().chain(KNOWN_BAD) {
+    for c in CASES {
         assert!(ids.insert(c.0), "duplicate case id {}", c.0);
     }
     let fx = Fixtures::new();
@@ -885,15 +861,4 @@ fn bad_input_corpus() {
         slowest.1,
         slowest.0
     );
-}
-
-#[test]
-#[ignore = "known failures, see KNOWN_BAD: their fixes belong to examples/src/cli and models/src/train"]
-fn known_bad_inputs() {
-    let fx = Fixtures::new();
-    let failures: Vec<String> = KNOWN_BAD
-        .iter()
-        .filter_map(|c| check(&fx, c).0.err())
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

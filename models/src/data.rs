@@ -628,8 +628,9 @@ pub(crate) fn open_regular_file(path: &Path) -> Result<std::fs::Metadata, DataEr
     Ok(meta)
 }
 
-/// `dir/stem.amat` if it exists, else `dir/stem.amat.gz` if it exists, else `Missing`.
-fn find_split(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
+/// `dir/stem.amat` if it exists, else `dir/stem.amat.gz` if it exists, else
+/// [`DataError::Missing`] naming both.
+pub fn find_split(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
     let candidates = [
         dir.join(format!("{stem}.amat")),
         dir.join(format!("{stem}.amat.gz")),

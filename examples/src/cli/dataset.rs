@@ -187,16 +187,12 @@ pub(crate) fn load_test(dataset: DatasetArg, source: &Source) -> Result<Dataset>
         DatasetArg::Mnist => {
             let (dir, origin) = mnist_dir(source)?;
             let stem = "binarized_mnist_test";
-            let plain = dir.join(format!("{stem}.amat"));
-            let path = if plain.exists() {
-                plain
-            } else {
-                dir.join(format!("{stem}.amat.gz"))
-            };
             let spec = AmatSpec::binary_mnist().with_rows(MNIST_SPLIT_SIZES[2]);
-            load_amat(&path, &spec).with_context(|| {
-                format!("{origin} {}: cannot load the MNIST test set", dir.display())
-            })
+            gumbolt_models::data::find_split(&dir, stem)
+                .and_then(|path| load_amat(&path, &spec))
+                .with_context(|| {
+                    format!("{origin} {}: cannot load the MNIST test set", dir.display())
+                })
         }
         DatasetArg::Omniglot => Ok(load_omniglot(source)?.test),
     }

@@ -33,6 +33,7 @@ pub(crate) enum LogzArg {
 
 /// Options of `gumbolt eval` (its help text is on the subcommand in `cli/mod.rs`).
 #[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct EvalArgs {
     /// The run directory written by `gumbolt train`.
     #[arg(long, value_name = "DIR")]

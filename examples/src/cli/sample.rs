@@ -38,6 +38,7 @@ fn parse_scale(s: &str) -> Result<u32, String> {
 
 /// Options of `gumbolt sample` (its help text is on the subcommand in `cli/mod.rs`).
 #[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct SampleArgs {
     /// The run directory written by `gumbolt train`.
     #[arg(long, value_name = "DIR")]

@@ -1006,10 +1006,12 @@ impl Session<'_> {
             return Err(anyhow!(e).context(format!("cannot write {}", metrics_path.display())));
         }
 
-        let kind_title = if self.config.model == "gumbolt-nw" {
-            "GumBolt-nW"
-        } else {
-            "GumBolt"
+        let kind_title = match self.config.model.as_str() {
+            "gumbolt-nw" => "GumBolt-nW",
+            "dvae" => "dVAE",
+            "dvaepp" => "dVAE++",
+            "reinforce" => "REINFORCE",
+            _ => "GumBolt",
         };
         let curves = write_learning_curves(self.dir, kind_title, &self.config.dataset_label, &mc);
         let summary = match result {
@@ -1018,12 +1020,19 @@ impl Session<'_> {
                 let last = gumbolt_models::train::read_meta(self.dir.checkpoint())
                     .ok()
                     .map(|m| m.iteration);
-                bail!(
-                    "training diverged: non-finite {what} at iteration {iteration}; the checkpoint \
-                     {}{} is left intact (start a new run with a smaller --lr)",
-                    self.dir.file(CHECKPOINT).display(),
-                    last.map_or(String::new(), |i| format!(" (iteration {i})"))
-                );
+                match last {
+                    Some(i) => bail!(
+                        "training diverged: non-finite {what} at iteration {iteration}; the \
+                         checkpoint {} (iteration {i}) is left intact (start a new run with a \
+                         smaller --lr)",
+                        self.dir.file(CHECKPOINT).display()
+                    ),
+                    None => bail!(
+                        "training diverged: non-finite {what} at iteration {iteration}, before \
+                         the first checkpoint, so none was written (start a new run with a \
+                         smaller --lr)"
+                    ),
+                }
             }
             Err(e) => return Err(e.into()),
         };

@@ -303,6 +303,18 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
     let noise_rng = meta.noise_rng.clone();
     let path = raw.path.clone();
     let wrong = |reason: String| CheckpointError::wrong_structure(&path, reason);
+    // The stored configuration is checked before anything is built from it.
+    config
+        .validate()
+        .map_err(|e| wrong(format!("invalid model configuration: {e}")))?;
+    if P::KIND == "rbm" && config.latent_dim() < 2 {
+        return Err(wrong(format!(
+            "invalid model configuration: an RBM prior needs at least two latent units, the \
+             configuration has latent_units = {} and {} layer(s)",
+            config.latent_units,
+            config.layers()
+        )));
+    }
     let means = raw.take_f32("x_mean", config.pixels)?;
     let prior = P::for_config(&config);
     let negative =
@@ -344,6 +356,24 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
             .optimizer_mut()
             .restore_state(adam_steps, m, v)
             .map_err(|e| wrong(format!("optimiser state: {e}")))?;
+    }
+    if let Some((name, i)) = first_non_finite(&mut model) {
+        return Err(wrong(format!(
+            "tensor `param/{name}` holds a value that is not finite (index {i})"
+        )));
+    }
+    let mut bad_stats = None;
+    for_each_batch_norm(&mut model, |name, m, v| {
+        if bad_stats.is_none()
+            && !(m.iter().all(|x| x.is_finite()) && v.iter().all(|x| x.is_finite()))
+        {
+            bad_stats = Some(name);
+        }
+    });
+    if let Some(name) = bad_stats {
+        return Err(wrong(format!(
+            "batch-norm moving statistics `bn/{name}` hold a value that is not finite"
+        )));
     }
     model.set_noise_rng(noise_rng);
     if let Some(nv) = model.nvil_mut() {
