@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             if let Some(usage) = e.downcast_ref::<clap::Error>() {
                 usage.exit();
             }
-            eprintln!("error: {}", one_line(&e));
+            eprintln!("error: {}", cli::one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -75,20 +75,4 @@ fn bench_threads(args: impl Iterator<Item = String>) -> Option<String> {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n >= 1)
         .map(|n| n.to_string())
-}
-
-/// The error and its causes on one line, `a: b: c`, leaving out a cause whose text the message
-/// already contains (several library errors include their source in their own message).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !msg.contains(&text) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&text);
-        }
-    }
-    msg.replace('\n', " ")
 }

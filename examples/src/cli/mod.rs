@@ -152,3 +152,19 @@ pub(crate) fn int_at_least<const MIN: usize>(s: &str) -> Result<usize, String> {
     }
     Ok(v)
 }
+
+/// The error and its causes on one line, `a: b: c`, leaving out a cause whose text the message
+/// already contains (several library errors include their source in their own message).
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg.replace('\n', " ")
+}

@@ -927,17 +927,7 @@ fn error_text(e: &anyhow::Error) -> String {
         let first = text.lines().next().unwrap_or_default();
         return first.strip_prefix("error: ").unwrap_or(first).to_string();
     }
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !msg.contains(&text) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&text);
-        }
-    }
-    msg.replace('\n', " ")
+    super::one_line(e)
 }
 
 /// The fields of `eval.json` a result needs.
