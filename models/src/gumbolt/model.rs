@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 mod baselines;
+mod worker;
 
 pub use baselines::{NVIL_HIDDEN_UNITS, Nvil};
 
@@ -340,6 +341,8 @@ pub struct GumBolt<P, G> {
     /// Whether a training step runs the negative phase on a second thread, beside the forward
     /// and backward passes (results are identical either way).
     parallel_negative: bool,
+    /// The thread that runs the negative phase when `parallel_negative` is on.
+    worker: worker::WorkerSlot<P, G>,
     relax: GumbelRelaxation,
     /// The dVAE / dVAE++ smoothing ([`Objective::Dvae`], [`Objective::DvaePp`]).
     smoothing: Option<Smoothing>,
@@ -497,6 +500,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             prior,
             partition: Some(partition),
             parallel_negative: false,
+            worker: worker::WorkerSlot::default(),
             rng: noise_rng,
             ws: Workspace::default(),
             timing: None,
@@ -861,21 +865,17 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         clock.lap(Phase::Other);
         let mut partition = self.partition.take().expect(PARTITION_PRESENT);
         let (partition, advanced, passes) = if self.parallel_negative {
-            // The thread samples with a copy of θ_t while this one runs the networks; the
-            // samples enter only the final gradient term, added after the join.
-            let prior = self.prior.clone();
-            std::thread::scope(|scope| {
-                let worker = scope.spawn(move || {
-                    let r = partition.advance(&prior);
-                    (partition, r)
-                });
-                let passes = self.passes(x, noise, k, beta, clock);
-                let (partition, advanced) = worker
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
-                clock.lap(Phase::Negative);
-                (partition, advanced, passes)
-            })
+            // The worker samples with a copy of θ_t while this thread runs the networks; the
+            // samples enter only the final gradient term, added once the worker is done.
+            let worker = self
+                .worker
+                .0
+                .get_or_insert_with(worker::NegativeWorker::spawn);
+            worker.start(partition, self.prior.clone());
+            let passes = self.passes(x, noise, k, beta, clock);
+            let (partition, advanced) = self.worker.0.as_ref().expect("started above").finish();
+            clock.lap(Phase::Negative);
+            (partition, advanced, passes)
         } else {
             let advanced = partition.advance(&self.prior);
             clock.lap(Phase::Negative);

@@ -23,7 +23,7 @@ pub struct ParamGroup {
 /// (backpropagation into the encoder, GB Eq. 11) and its θ-gradient (positive and negative
 /// phase, GB Eq. 6), plus the split of θ into weight-decay groups.
 pub trait TrainablePrior:
-    Prior + EnergyGradient + EnergyParamGradient + Clone + Send + Sync
+    Prior + EnergyGradient + EnergyParamGradient + Clone + Send + Sync + 'static
 {
     /// The groups of [`gumbolt_core::Parametric::params`], in order, covering every scalar.
     fn param_groups(&self) -> Vec<ParamGroup>;
@@ -60,7 +60,7 @@ impl TrainablePrior for FactorialBernoulli {
 
 /// The `log Z` part of the training loss (algorithms §1 "Surrogate for autodiff"): a value whose
 /// θ-gradient is (an estimate of) `∇θ log Z = E_p[∇θ(−E)]` (GB Eq. 6).
-pub trait PartitionGradient<P: ?Sized>: Send {
+pub trait PartitionGradient<P: ?Sized>: Send + 'static {
     /// Prepares an iteration with the *current* θ: advances persistent chains (PCD), or
     /// computes the exact gradient. Called once per loss evaluation, before the forward pass
     /// (algorithms §2.1 step 9).
@@ -115,7 +115,7 @@ impl<S> SampledPartition<S> {
 impl<P, S> PartitionGradient<P> for SampledPartition<S>
 where
     P: EnergyParamGradient + ?Sized,
-    S: Sampler<P> + Send,
+    S: Sampler<P> + Send + 'static,
 {
     fn advance(&mut self, prior: &P) -> Result<()> {
         let s = self.sampler.sample(prior);
