@@ -79,7 +79,10 @@ fn short_training_runs_of_every_objective() {
             let x = Mat::from_fn(100, train.ncols(), |r, c| train[(rows[r], c)]);
             loss = m.train_step(&x, t).unwrap().parts.loss;
         }
-        assert_golden(&format!("{objective} k={k} loss"), loss, want_loss, 1e-4);
+        // The loss of one minibatch is the most sensitive value: with the spike-and-exponential
+        // smoothing a rounding-level change can move a unit between the spike and the slab
+        // (measured: a different summation order in batch norm moved the dVAE loss by 8e-4).
+        assert_golden(&format!("{objective} k={k} loss"), loss, want_loss, 3e-3);
         // log p(x) + log Z: the evaluator without a log Z estimate (pinned above separately).
         let est = m
             .estimate_log_likelihood(&test, 50, 25, 0.0, &mut root_rng(8))
@@ -93,15 +96,16 @@ fn short_training_runs_of_every_objective() {
     }
 }
 
-// Derived on 2026-11-25 (gumbolt 0.1.0, x86-64 with AVX-512).
+// Derived on 2026-11-25 (gumbolt 0.1.0, x86-64 with AVX-512); the runs re-derived after the
+// lane-wise batch-norm sums.
 const GOLDEN_LOG_Z: f64 = 21.0986073965;
 const GOLDEN_AIS: f64 = 21.0982023309;
 const GOLDEN_PT: f64 = 21.1006220035;
 /// (objective, k, loss of step 20, mean log p(x) + log Z on 20 test images).
 const GOLDEN_RUNS: [(Objective, usize, f64, f64); 5] = [
-    (Objective::GumBolt, 1, 65.1351548897, -82.0968968315),
-    (Objective::GumBolt, 5, 55.6876355596, -77.3407627048),
-    (Objective::Dvae, 1, 71.4151087187, -85.6038917189),
-    (Objective::DvaePp, 1, 68.1310390987, -81.6054662605),
-    (Objective::Reinforce, 1, 82.2552101211, -97.3389811814),
+    (Objective::GumBolt, 1, 65.1351536963, -82.0968981989),
+    (Objective::GumBolt, 5, 55.6876323988, -77.3407638876),
+    (Objective::Dvae, 1, 71.3576281249, -85.6037809068),
+    (Objective::DvaePp, 1, 68.1310266410, -81.6055169847),
+    (Objective::Reinforce, 1, 82.2552099598, -97.3389821098),
 ];

@@ -49,27 +49,39 @@ pub(crate) fn bernoulli_log_lik(
             }
         }
         match grad.as_mut() {
-            None => {
-                for ((t, &ov), &xv) in term.iter_mut().zip(oc).zip(&xrep) {
-                    let o = ov + xb;
-                    *t = xv * o - softplus_f32(o);
-                }
-            }
+            None => log_lik_column(oc, &xrep, xb, &mut term),
             Some(dout) => {
                 let mut dc = dout.column_mut(j);
-                let dc = dc.as_mut_slice();
-                for (((t, &ov), &xv), dv) in term.iter_mut().zip(oc).zip(&xrep).zip(dc.iter_mut()) {
-                    let o = ov + xb;
-                    let (sp, sig) = softplus_sigmoid_f32(o);
-                    *t = xv * o - sp;
-                    *dv = xv - sig;
-                }
+                log_lik_grad_column(oc, &xrep, xb, &mut term, dc.as_mut_slice());
             }
         }
         for (l, &t) in lp.iter_mut().zip(&term) {
             *l += t as f64;
         }
     }
+}
+
+gumbolt_core::multiversion! {
+/// One pixel column of [`bernoulli_log_lik`]: `term = x·o − softplus(o)`, `o = out + x_bias`
+/// (compiled for AVX-512 / AVX2 and picked at run time, like the core kernels).
+fn log_lik_column(oc: &[f32], xrep: &[f32], xb: f32, term: &mut [f32]) {
+    for ((t, &ov), &xv) in term.iter_mut().zip(oc).zip(xrep) {
+        let o = ov + xb;
+        *t = xv * o - softplus_f32(o);
+    }
+}
+}
+
+gumbolt_core::multiversion! {
+/// As [`log_lik_column`], also writing `dc = x − σ(o)` (from the same `exp`).
+fn log_lik_grad_column(oc: &[f32], xrep: &[f32], xb: f32, term: &mut [f32], dc: &mut [f32]) {
+    for (((t, &ov), &xv), dv) in term.iter_mut().zip(oc).zip(xrep).zip(dc.iter_mut()) {
+        let o = ov + xb;
+        let (sp, sig) = softplus_sigmoid_f32(o);
+        *t = xv * o - sp;
+        *dv = xv - sig;
+    }
+}
 }
 
 /// Repeats every row of `src` (`[B, c]`) `k` times consecutively into `dst` (`[B·k, c]`):

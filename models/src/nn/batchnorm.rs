@@ -181,12 +181,17 @@ impl BatchNorm {
         let eps = self.config.eps as f64;
         let mom = self.config.momentum;
         for j in 0..d {
-            let col = x.column(j);
+            // The input column is copied into the (contiguous) output column first, so the
+            // statistics run over a slice with vectorised lane sums.
+            let mut yc = y.column_mut(j);
+            for (yv, &xv) in yc.iter_mut().zip(x.column(j).iter()) {
+                *yv = xv;
+            }
             let (mean, inv_std) = match mode {
                 Mode::Train => {
-                    let mean = col.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-                    let var =
-                        col.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+                    let col = yc.as_slice();
+                    let mean = lane_sum(col, |v| v as f64) / n as f64;
+                    let var = lane_sum(col, |v| (v as f64 - mean) * (v as f64 - mean)) / n as f64;
                     self.moving_mean[j] = mom * self.moving_mean[j] + (1.0 - mom) * mean as f32;
                     self.moving_var[j] = mom * self.moving_var[j] + (1.0 - mom) * var as f32;
                     (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
@@ -199,9 +204,8 @@ impl BatchNorm {
             self.inv_std[j] = inv_std;
             let (g, b) = (self.gamma[j], self.beta[j]);
             let mut xh = self.xhat.column_mut(j);
-            let mut yc = y.column_mut(j);
-            for ((xh, yv), &xv) in xh.iter_mut().zip(yc.iter_mut()).zip(col.iter()) {
-                let h = (xv - mean) * inv_std;
+            for (xh, yv) in xh.iter_mut().zip(yc.iter_mut()) {
+                let h = (*yv - mean) * inv_std;
                 *xh = h;
                 *yv = g * h + b;
             }
@@ -226,12 +230,7 @@ impl BatchNorm {
         for j in 0..self.dim() {
             let xh = self.xhat.column(j);
             let mut g = grad.column_mut(j);
-            let mut s1 = 0.0f32;
-            let mut s2 = 0.0f32;
-            for (&gv, &h) in g.iter().zip(xh.iter()) {
-                s1 += gv;
-                s2 += gv * h;
-            }
+            let (s1, s2) = lane_dot_sums(g.as_slice(), xh.as_slice());
             self.dbeta[j] += s1;
             self.dgamma[j] += s2;
             let scale = self.gamma[j] * self.inv_std[j];
@@ -255,6 +254,47 @@ impl BatchNorm {
     pub fn num_params(&self) -> usize {
         2 * self.dim()
     }
+}
+
+/// `Σ f(x_i)` in f64 over eight independent lanes, so that the loop vectorises (a single
+/// running sum is one long dependency chain); the order of the additions is fixed, so the
+/// result is reproducible.
+#[inline]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x);
+        }
+    }
+    let mut total: f64 = acc.iter().sum();
+    for &x in rest {
+        total += f(x);
+    }
+    total
+}
+
+/// `(Σ g_i, Σ g_i·h_i)` in f32 over eight independent lanes (see [`lane_sum`]).
+#[inline]
+fn lane_dot_sums(g: &[f32], h: &[f32]) -> (f32, f32) {
+    let (mut a1, mut a2) = ([0.0f32; 8], [0.0f32; 8]);
+    let gc = g.chunks_exact(8);
+    let hc = h.chunks_exact(8);
+    let (gr, hr) = (gc.remainder(), hc.remainder());
+    for (g8, h8) in gc.zip(hc) {
+        for i in 0..8 {
+            a1[i] += g8[i];
+            a2[i] += g8[i] * h8[i];
+        }
+    }
+    let (mut s1, mut s2): (f32, f32) = (a1.iter().sum(), a2.iter().sum());
+    for (&gv, &hv) in gr.iter().zip(hr) {
+        s1 += gv;
+        s2 += gv * hv;
+    }
+    (s1, s2)
 }
 
 impl Trainable for BatchNorm {
