@@ -28,8 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train GumBolt or GumBolt-nW on MNIST or OMNIGLOT into a run directory (checkpoints,
-    /// metrics, curves).
+    /// Train GumBolt, GumBolt-nW or a baseline (dVAE, dVAE++, REINFORCE) on MNIST or OMNIGLOT
+    /// into a run directory (checkpoints, metrics, curves).
     ///
     /// `--dataset omniglot` trains on the bundled rebuild of OMNIGLOT (results labelled
     /// "OMNIGLOT (rebuilt)"), on a rebuilt-format directory with --data-dir, or on Burda et
@@ -51,10 +51,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained run: the S-sample importance-weighted test NLL and log Z.
     ///
-    /// Loads `checkpoint.ckpt` of --run (GumBolt or GumBolt-nW, from the checkpoint's model
-    /// kind), estimates log Z of its prior (PT + bridge sampling by default, AIS with --logz ais,
-    /// exact for GumBolt-nW), and estimates log p(x) of every test image from S importance
-    /// samples at τ = 0 (GB §5.1). The test set is that of the data set the run was trained on
+    /// Loads `checkpoint.ckpt` of --run (any model, from the checkpoint's model kind and
+    /// configuration), estimates log Z of its prior (PT + bridge sampling by default, AIS with
+    /// --logz ais, exact for GumBolt-nW), and estimates log p(x) of every test image from S
+    /// importance samples at τ = 0 (GB §5.1). The test set is that of the data set the run was trained on
     /// (from its config.json). Prints the result (one JSON object with --json) and writes it
     /// to `eval.json` in the run directory. The result depends on --seed, not on --threads.
     Eval(eval::EvalArgs),
