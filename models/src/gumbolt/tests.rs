@@ -602,34 +602,8 @@ fn training_improves_the_exact_log_likelihood_of_a_tiny_model() {
     c.latent_units = 3;
     c.hidden_units = 5;
     c.seed = 120;
-    let d = 8;
-    // Two prototypes with 10 % pixel noise.
-    let protos = [
-        [1.0f32, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
-        [0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0],
-    ];
-    let mut rng = root_rng(121);
-    let mut u = vec![0.0f32; 64 * d];
-    fill_uniform(&mut rng, &mut u);
-    let data = Mat::from_fn(64, d, |i, j| {
-        let p = protos[i % 2][j];
-        if u[i * d + j] < 0.1 { 1.0 - p } else { p }
-    });
-    let pixel_means: Vec<f32> = (0..d).map(|j| data.column(j).mean()).collect();
-    let mut m = GumBolt::new(
-        c,
-        &pixel_means,
-        Rbm::zeros(3, 3),
-        ExactPartitionGradient::new(),
-    )
-    .unwrap();
-    let before = exact_log_px(&mut m, &data).iter().sum::<f64>() / 64.0;
-    for t in 0..400u64 {
-        let idx: Vec<usize> = (0..16).map(|i| ((t as usize) * 16 + i) % 64).collect();
-        let x = Mat::from_fn(16, d, |r, j| data[(idx[r], j)]);
-        m.train_step(&x, t).unwrap();
-    }
-    let after = exact_log_px(&mut m, &data).iter().sum::<f64>() / 64.0;
+    let (data, pixel_means) = toy_prototypes();
+    let (before, after) = train_on_toy(c, &data, &pixel_means, 400);
     // The factorial start (x_bias = data logit) gives ≈ −4.2; the source's entropy is
     // log 2 + 8·H(0.1) ≈ 3.29 nats, which a model of the 64 images cannot beat by much.
     assert!(
@@ -637,4 +611,48 @@ fn training_improves_the_exact_log_likelihood_of_a_tiny_model() {
         "mean exact log p(x): {before} -> {after}"
     );
     assert!(after < -3.0, "{after}");
+}
+
+/// 64 binary images of 8 pixels: two prototypes with 10 % pixel noise, and their pixel means
+/// (the structured toy data of the end-to-end tests on enumerable models).
+pub(super) fn toy_prototypes() -> (Mat, Vec<f32>) {
+    let d = 8;
+    let protos = [
+        [1.0f32, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0],
+    ];
+    let mut u = vec![0.0f32; 64 * d];
+    fill_uniform(&mut root_rng(121), &mut u);
+    let data = Mat::from_fn(64, d, |i, j| {
+        let p = protos[i % 2][j];
+        if u[i * d + j] < 0.1 { 1.0 - p } else { p }
+    });
+    let means = (0..d).map(|j| data.column(j).mean()).collect();
+    (data, means)
+}
+
+/// Trains a model of `config` with a 3×3 RBM prior and the exact log Z for `steps` minibatches
+/// of 16 toy images; returns the exact mean log p(x) before and after.
+pub(super) fn train_on_toy(
+    config: GumBoltConfig,
+    data: &Mat,
+    pixel_means: &[f32],
+    steps: u64,
+) -> (f64, f64) {
+    let d = data.ncols();
+    let mut m = GumBolt::new(
+        config,
+        pixel_means,
+        Rbm::zeros(3, 3),
+        ExactPartitionGradient::new(),
+    )
+    .unwrap();
+    let before = exact_log_px(&mut m, data).iter().sum::<f64>() / 64.0;
+    for t in 0..steps {
+        let idx: Vec<usize> = (0..16).map(|i| ((t as usize) * 16 + i) % 64).collect();
+        let x = Mat::from_fn(16, d, |r, j| data[(idx[r], j)]);
+        m.train_step(&x, t).unwrap();
+    }
+    let after = exact_log_px(&mut m, data).iter().sum::<f64>() / 64.0;
+    (before, after)
 }
