@@ -38,7 +38,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use gumbolt_core::Mat;
-use gumbolt_core::linalg::{gemm_tn, matmul_nn, matmul_nt};
+use gumbolt_core::linalg::{Op, add_row_vector, affine_unpacked, gemm_tn, matmul_nn, matmul_nt};
 use gumbolt_core::numerics::{
     LogSumExp, exp_approx, exp_inplace, log_sum_exp, sigmoid, sigmoid_approx, sigmoid_inplace,
     sigmoid_scaled, softplus, softplus_approx, softplus_inplace, softplus_sigmoid_approx,
@@ -285,10 +285,44 @@ fn gemm(c: &mut Criterion) {
     g.finish();
 }
 
+/// The block-Gibbs logits `Z·W + b` and `Z·Wᵀ + a` on C chains: `matmul_nn`/`matmul_nt` plus
+/// `add_row_vector` (matrixmultiply, packing both operands every call) against
+/// `affine_unpacked` (register tiles read in place).
+fn gibbs_logits(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gibbs_logits_gflops");
+    for (chains, n) in [(32, 100), (100, 100), (32, 200), (100, 200), (1000, 200)] {
+        let z = Mat::from_vec(
+            chains,
+            n,
+            uniform(chains * n, 0.0, 1.0, 7)
+                .iter()
+                .map(|&u| if u < 0.5 { 1.0 } else { 0.0 })
+                .collect(),
+        );
+        let w = matrix(n, n, 8);
+        let bias = uniform(n, -0.5, 0.5, 9);
+        let mut out = Mat::zeros(chains, n);
+        g.throughput(Throughput::Elements(flop(chains, n, n)));
+        g.bench_function(format!("matrixmultiply_nt_{chains}x{n}x{n}"), |bch| {
+            bch.iter(|| {
+                matmul_nt(black_box(&z), black_box(&w), &mut out);
+                add_row_vector(&mut out, &bias);
+            })
+        });
+        g.bench_function(format!("unpacked_nn_{chains}x{n}x{n}"), |bch| {
+            bch.iter(|| affine_unpacked(black_box(&z), black_box(&w), Op::N, &bias, &mut out))
+        });
+        g.bench_function(format!("unpacked_nt_{chains}x{n}x{n}"), |bch| {
+            bch.iter(|| affine_unpacked(black_box(&z), black_box(&w), Op::T, &bias, &mut out))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = elementwise, gemm
+    targets = elementwise, gemm, gibbs_logits
 }
 
 fn main() {

@@ -84,25 +84,122 @@ pub fn gemm<R1, C1, S1, R2, C2, S2, R3, C3, S3>(
         }
         return;
     }
+    let op = RawGemm {
+        m,
+        k,
+        n,
+        alpha,
+        a: a.data.ptr(),
+        rsa,
+        csa,
+        b: b.data.ptr(),
+        rsb,
+        csb,
+        beta,
+        c: c.data.ptr_mut(),
+        rsc: rsc as isize,
+        csc: csc as isize,
+    };
     // SAFETY: the shapes were checked above; the pointers and strides come from nalgebra
     // matrices whose storage covers every (i, j) with i < rows, j < cols at
     // ptr + i·row_stride + j·col_stride. C is borrowed mutably, so it cannot alias A or B.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.ptr(),
-            rsa,
-            csa,
-            b.data.ptr(),
-            rsb,
-            csb,
-            beta,
-            c.data.ptr_mut(),
-            rsc as isize,
-            csc as isize,
+    unsafe { op.run(parallel_parts(m, k, n)) }
+}
+
+/// Minimum work (2·m·k·n flops) of each part of a GEMM split over threads: below this the
+/// cost of handing a part to another thread (and of packing an operand twice) outweighs it.
+pub const PARALLEL_GEMM_MIN_FLOP: usize = 12_000_000;
+
+/// Rows or columns of C per part are multiples of this (whole micro-kernel tiles).
+const SPLIT_ALIGN: usize = 32;
+
+/// Into how many parts [`gemm`] splits an `m×k·k×n` product: 1 unless the calling thread is a
+/// worker of a rayon thread pool with several threads, then up to the pool's size, each part
+/// at least [`PARALLEL_GEMM_MIN_FLOP`] and [`SPLIT_ALIGN`] rows/columns wide.
+fn parallel_parts(m: usize, k: usize, n: usize) -> usize {
+    if rayon::current_thread_index().is_none() {
+        return 1;
+    }
+    let threads = rayon::current_num_threads();
+    if threads < 2 {
+        return 1;
+    }
+    let flop = 2usize.saturating_mul(m).saturating_mul(k).saturating_mul(n);
+    let by_size = flop / PARALLEL_GEMM_MIN_FLOP;
+    let by_dim = m.max(n) / SPLIT_ALIGN;
+    threads.min(by_size).min(by_dim).max(1)
+}
+
+/// A GEMM on raw pointers (the arguments of `matrixmultiply::sgemm`).
+#[derive(Clone, Copy)]
+struct RawGemm {
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+}
+
+// SAFETY: a `RawGemm` is only sent to another thread by `RawGemm::run`, which splits C into
+// disjoint blocks and joins before returning; A and B are only read.
+unsafe impl Send for RawGemm {}
+
+impl RawGemm {
+    /// Computes the product in `parts` pieces: C is cut into blocks of whole rows (when
+    /// `n ≤ m`, so only B is packed twice) or whole columns, run under `rayon::join`.
+    ///
+    /// Every element of C is computed by the same micro-kernel over the same `k`-blocks in the
+    /// same order whatever the cut (matrixmultiply blocks only `k` in the accumulation), so
+    /// the result is bit-identical to the single call (tested).
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid `m×k`, `k×n` and `m×n` matrices, C not
+    /// aliasing A or B.
+    unsafe fn run(self, parts: usize) {
+        if parts <= 1 {
+            // SAFETY: the caller's contract.
+            unsafe {
+                matrixmultiply::sgemm(
+                    self.m, self.k, self.n, self.alpha, self.a, self.rsa, self.csa, self.b,
+                    self.rsb, self.csb, self.beta, self.c, self.rsc, self.csc,
+                );
+            }
+            return;
+        }
+        let by_rows = self.n <= self.m;
+        let len = if by_rows { self.m } else { self.n };
+        let left_parts = parts / 2;
+        let cut = (len * left_parts / parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
+        let cut = cut.clamp(1, len - 1);
+        let (mut first, mut second) = (self, self);
+        // SAFETY: the offsets stay inside the matrices (cut < len) and the two blocks of C
+        // are disjoint.
+        unsafe {
+            if by_rows {
+                first.m = cut;
+                second.m = len - cut;
+                second.a = self.a.offset(cut as isize * self.rsa);
+                second.c = self.c.offset(cut as isize * self.rsc);
+            } else {
+                first.n = cut;
+                second.n = len - cut;
+                second.b = self.b.offset(cut as isize * self.csb);
+                second.c = self.c.offset(cut as isize * self.csc);
+            }
+        }
+        rayon::join(
+            // SAFETY: disjoint blocks of C; the caller's contract for the rest.
+            move || unsafe { first.run(left_parts) },
+            move || unsafe { second.run(parts - left_parts) },
         );
     }
 }
@@ -164,6 +261,211 @@ pub fn gemm_tn<R1, C1, S1, R2, C2, S2, R3, C3, S3>(
     S3: RawStorageMut<f32, R3, C3>,
 {
     gemm(alpha, a, Op::T, b, Op::N, beta, c);
+}
+
+/// Rows of C per register tile of [`affine_unpacked`] (two AVX-512 vectors).
+const AFFINE_MR: usize = 32;
+/// Columns of C per register tile of [`affine_unpacked`].
+const AFFINE_NR: usize = 8;
+
+/// `C ← A·op(B) + 1·biasᵀ` (every row of C gets `bias` added) without packing either operand:
+/// the product of block-Gibbs sweeps, `Z1·W + b` and `Z2·Wᵀ + a` (GB Eq. 4), repeated hundreds
+/// of times with the same `W` on a few dozen chains.
+///
+/// `matrixmultiply` copies ("packs") both operands into its own layout on every call; with
+/// 32–100 rows and a 100×100 or 200×200 `W` that copy costs about a third of the product
+/// (measured). Here A's columns are read in place (A must have unit row stride: a
+/// column-major matrix or a view of some of its columns), B through its strides, and C is
+/// computed in register tiles of 32 rows × 8 columns with fused multiply-adds.
+///
+/// Every element is `bias_j` followed by `k` fused multiply-adds in the order `l = 0, 1, …`
+/// whatever the tile, so the result of a row does not depend on the other rows (a shard of
+/// chains gives the same logits as the whole batch) nor on the CPU's vector width.
+///
+/// # Panics
+/// If the shapes are inconsistent or A's row stride is not 1 (programming errors).
+///
+/// ```
+/// use gumbolt_core::linalg::{affine_unpacked, Op};
+/// use nalgebra::DMatrix;
+/// let z = DMatrix::from_row_slice(2, 3, &[1.0f32, 0., 1., 0., 1., 1.]);
+/// let w = DMatrix::from_row_slice(3, 2, &[1.0f32, 2., 3., 4., 5., 6.]);
+/// let mut c = DMatrix::<f32>::zeros(2, 2);
+/// affine_unpacked(&z, &w, Op::N, &[0.5, -0.5], &mut c);
+/// assert_eq!(c, DMatrix::from_row_slice(2, 2, &[6.5, 7.5, 8.5, 9.5]));
+/// let wt = w.transpose();
+/// let mut d = DMatrix::<f32>::zeros(2, 2);
+/// affine_unpacked(&z, &wt, Op::T, &[0.5, -0.5], &mut d);
+/// assert_eq!(c, d);
+/// ```
+pub fn affine_unpacked<R1, C1, S1, R2, C2, S2>(
+    a: &Matrix<f32, R1, C1, S1>,
+    b: &Matrix<f32, R2, C2, S2>,
+    op_b: Op,
+    bias: &[f32],
+    c: &mut crate::Mat,
+) where
+    R1: Dim,
+    C1: Dim,
+    S1: RawStorage<f32, R1, C1>,
+    R2: Dim,
+    C2: Dim,
+    S2: RawStorage<f32, R2, C2>,
+{
+    let (m, k) = a.shape();
+    let (k2, n, rsb, csb) = dims(b, op_b);
+    assert!(
+        k == k2 && c.shape() == (m, n) && bias.len() == n,
+        "affine_unpacked: shapes A {m}x{k}, op(B) {k2}x{n}, C {:?}, bias {} are inconsistent",
+        c.shape(),
+        bias.len()
+    );
+    let (rsa, lda) = a.strides();
+    assert!(
+        rsa == 1 || m <= 1,
+        "affine_unpacked: A must have unit row stride"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let lda = if m <= 1 { lda.max(1) } else { lda };
+    // The slices A, B cover: every (i, l) at i + l·lda and (l, j) at l·rsb + j·csb.
+    let a_len = if k == 0 { 0 } else { (k - 1) * lda + m };
+    let b_len = if k == 0 {
+        0
+    } else {
+        (k - 1) * rsb as usize + (n - 1) * csb as usize + 1
+    };
+    // SAFETY: nalgebra's storage of A (B) covers every element at these offsets, so the
+    // slices from the first element up to the last one are inside the allocation.
+    let (a_sl, b_sl) = unsafe {
+        (
+            std::slice::from_raw_parts(a.data.ptr(), a_len),
+            std::slice::from_raw_parts(b.data.ptr(), b_len),
+        )
+    };
+    affine_tiles(
+        m,
+        k,
+        n,
+        a_sl,
+        lda,
+        b_sl,
+        rsb as usize,
+        csb as usize,
+        bias,
+        c.as_mut_slice(),
+    );
+}
+
+/// One register tile: `acc[jj][ii] = bias[j0 + jj] + Σ_l a[ii + l·lda]·b[l·rsb + (j0 + jj)·csb]`
+/// for `ii < MR`, `jj < NR`, in fused multiply-adds over `l = 0, 1, …`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn affine_tile<const MR: usize, const NR: usize>(
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    j0: usize,
+    bias: &[f32],
+) -> [[f32; MR]; NR] {
+    let mut acc = [[0.0f32; MR]; NR];
+    for (jj, col) in acc.iter_mut().enumerate() {
+        *col = [bias[j0 + jj]; MR];
+    }
+    if k == 0 {
+        return acc;
+    }
+    assert!((k - 1) * lda + MR <= a.len());
+    assert!((k - 1) * rsb + (j0 + NR - 1) * csb < b.len());
+    for l in 0..k {
+        // SAFETY: the two asserts above bound every index of this loop.
+        let av: [f32; MR] = unsafe { *(a.as_ptr().add(l * lda) as *const [f32; MR]) };
+        for (jj, col) in acc.iter_mut().enumerate() {
+            // SAFETY: as above.
+            let w = unsafe { *b.get_unchecked(l * rsb + (j0 + jj) * csb) };
+            for (x, &y) in col.iter_mut().zip(av.iter()) {
+                *x = y.mul_add(w, *x);
+            }
+        }
+    }
+    acc
+}
+
+/// The tiles of one block of `MR` rows (`rows ≤ MR` of them kept) starting at `a`, all columns,
+/// written to rows `i0..i0 + rows` of C (leading dimension `m`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn affine_row_block<const MR: usize>(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    bias: &[f32],
+    c: &mut [f32],
+    m: usize,
+    i0: usize,
+    rows: usize,
+) {
+    let mut j0 = 0;
+    while j0 + AFFINE_NR <= n {
+        let t = affine_tile::<MR, AFFINE_NR>(k, a, lda, b, rsb, csb, j0, bias);
+        for (jj, col) in t.iter().enumerate() {
+            let o = (j0 + jj) * m + i0;
+            c[o..o + rows].copy_from_slice(&col[..rows]);
+        }
+        j0 += AFFINE_NR;
+    }
+    for j in j0..n {
+        let t = affine_tile::<MR, 1>(k, a, lda, b, rsb, csb, j, bias);
+        let o = j * m + i0;
+        c[o..o + rows].copy_from_slice(&t[0][..rows]);
+    }
+}
+
+crate::multiversion! {
+    /// The tiles of [`affine_unpacked`] on slices: C (`[m, n]`, leading dimension m) from A
+    /// (leading dimension `lda`) and B (strides `rsb`, `csb`). Rows past the last whole tile go
+    /// through a zero-padded copy of their A rows.
+    #[allow(clippy::too_many_arguments)]
+    fn affine_tiles(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        rsb: usize,
+        csb: usize,
+        bias: &[f32],
+        c: &mut [f32],
+    ) {
+        let whole = m / AFFINE_MR * AFFINE_MR;
+        for i0 in (0..whole).step_by(AFFINE_MR) {
+            affine_row_block::<AFFINE_MR>(k, n, &a[i0..], lda, b, rsb, csb, bias, c, m, i0, AFFINE_MR);
+        }
+        let rest = m - whole;
+        if rest == 0 {
+            return;
+        }
+        // The last rows through a zero-padded copy, in the narrowest tile that holds them.
+        let mr = if rest <= 8 { 8 } else if rest <= 16 { 16 } else { AFFINE_MR };
+        let mut pad = vec![0.0f32; mr * k.max(1)];
+        for l in 0..k {
+            pad[l * mr..l * mr + rest].copy_from_slice(&a[l * lda + whole..l * lda + whole + rest]);
+        }
+        match mr {
+            8 => affine_row_block::<8>(k, n, &pad, 8, b, rsb, csb, bias, c, m, whole, rest),
+            16 => affine_row_block::<16>(k, n, &pad, 16, b, rsb, csb, bias, c, m, whole, rest),
+            _ => affine_row_block::<AFFINE_MR>(k, n, &pad, AFFINE_MR, b, rsb, csb, bias, c, m, whole, rest),
+        }
+    }
 }
 
 /// Adds `v` to every row of `m` (a bias broadcast), one contiguous column at a time so the
@@ -250,5 +552,101 @@ mod tests {
             m.row(1).iter().copied().collect::<Vec<_>>(),
             vec![1.0, 2.0, 3.0]
         );
+    }
+
+    #[test]
+    fn split_gemm_is_bit_identical_to_one_call() {
+        // Shapes of the networks (rows ≫ cols and cols ≫ rows, odd remainders), every
+        // transpose, β = 0 and β ≠ 0, split over 2, 3 and 4 threads.
+        let shapes = [
+            (2000, 200, 784),
+            (203, 517, 333),
+            (100, 784, 200),
+            (61, 300, 2000),
+        ];
+        for (si, &(m, k, n)) in shapes.iter().enumerate() {
+            let a = DMatrix::from_vec(m, k, lcg(m * k, 10 + si as u32));
+            let b = DMatrix::from_vec(k, n, lcg(k * n, 20 + si as u32));
+            let c0 = DMatrix::from_vec(m, n, lcg(m * n, 30 + si as u32));
+            let (at, bt) = (a.transpose(), b.transpose());
+            for (aa, oa) in [(&a, Op::N), (&at, Op::T)] {
+                for (bb, ob) in [(&b, Op::N), (&bt, Op::T)] {
+                    for beta in [0.0f32, 0.75] {
+                        let mut want = c0.clone();
+                        gemm(1.25, aa, oa, bb, ob, beta, &mut want);
+                        assert_eq!(parallel_parts(m, k, n), 1, "outside a pool: one call");
+                        for threads in [2, 3, 4] {
+                            let pool = rayon::ThreadPoolBuilder::new()
+                                .num_threads(threads)
+                                .build()
+                                .unwrap();
+                            let mut got = c0.clone();
+                            let parts = pool.install(|| {
+                                gemm(1.25, aa, oa, bb, ob, beta, &mut got);
+                                parallel_parts(m, k, n)
+                            });
+                            if 2 * m * k * n >= 2 * PARALLEL_GEMM_MIN_FLOP {
+                                assert!(parts >= 2, "{m}x{k}x{n} not split");
+                            }
+                            let same = want
+                                .iter()
+                                .zip(got.iter())
+                                .all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(same, "{m}x{k}x{n} {oa:?}{ob:?} β={beta} {threads} threads");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn affine_unpacked_matches_f64_and_rows_do_not_depend_on_each_other() {
+        // Row counts around every tile width, column counts with and without a remainder,
+        // both orientations of B, A as a column view of a wider matrix (the chains' state).
+        for &(m, k, n) in &[
+            (1, 5, 3),
+            (7, 13, 9),
+            (32, 100, 100),
+            (100, 200, 200),
+            (45, 17, 8),
+        ] {
+            let state = DMatrix::from_vec(m, k + 3, lcg(m * (k + 3), m as u32));
+            let z = state.columns(2, k);
+            let w = DMatrix::from_vec(k, n, lcg(k * n, 40 + n as u32));
+            let wt = w.transpose();
+            let bias = lcg(n, 50);
+            let mut want = DMatrix::<f64>::zeros(m, n);
+            for i in 0..m {
+                for j in 0..n {
+                    want[(i, j)] = bias[j] as f64
+                        + (0..k)
+                            .map(|l| z[(i, l)] as f64 * w[(l, j)] as f64)
+                            .sum::<f64>();
+                }
+            }
+            let mut nn = DMatrix::zeros(m, n);
+            affine_unpacked(&z, &w, Op::N, &bias, &mut nn);
+            let mut nt = DMatrix::zeros(m, n);
+            affine_unpacked(&z, &wt, Op::T, &bias, &mut nt);
+            assert_eq!(nn, nt, "{m}x{k}x{n}: both layouts of B give the same bits");
+            let err = nn
+                .iter()
+                .zip(want.iter())
+                .map(|(&g, &w)| (g as f64 - w).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-5 * k as f64, "{m}x{k}x{n}: error {err}");
+            // Any block of rows on its own gives the same bits as inside the whole batch.
+            for (r0, rows) in [(0, m.min(3)), (m / 2, m - m / 2), (m - 1, 1)] {
+                let part = z.rows(r0, rows).clone_owned();
+                let mut out = DMatrix::zeros(rows, n);
+                affine_unpacked(&part, &w, Op::N, &bias, &mut out);
+                assert_eq!(
+                    out,
+                    nn.rows(r0, rows).clone_owned(),
+                    "{m}x{k}x{n} rows {r0}+{rows}"
+                );
+            }
+        }
     }
 }

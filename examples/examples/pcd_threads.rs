@@ -1,6 +1,9 @@
 //! How PCD scales over threads on this machine: one PCD step (200 block-Gibbs sweeps) of an
-//! `n×n` RBM with 100 chains alone, 50 chains alone, 50 + 50 chains on two persistent threads,
-//! 50 + 50 with a thread spawned per step, and two independent 100-chain samplers side by side.
+//! `n×n` RBM with 100 chains on one thread, the same 100 chains in a 2-thread rayon pool (their
+//! stream groups of 32 chains run as tasks, as in a training step with `--threads 2`; the
+//! result is bit-identical), one group of 32 chains alone, 50 chains alone, 50 + 50 chains on
+//! two persistent threads, 50 + 50 with a thread spawned per step, and two independent
+//! 100-chain samplers side by side.
 //!
 //! ```sh
 //! MATMUL_NUM_THREADS=1 cargo run --release -p gumbolt-examples --example pcd_threads -- 100
@@ -45,6 +48,22 @@ fn main() {
     println!(
         "100 chains, one thread:            {:.2} ms",
         ms(run(&mut a, &rbm, STEPS))
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("two threads");
+    let mut g = make(100, 1);
+    pool.install(|| run(&mut g, &rbm, 5));
+    println!(
+        "100 chains, 2-thread pool (groups): {:.2} ms",
+        ms(pool.install(|| run(&mut g, &rbm, STEPS)))
+    );
+    let mut q = make(32, 2);
+    run(&mut q, &rbm, 5);
+    println!(
+        "32 chains, one thread:             {:.2} ms",
+        ms(run(&mut q, &rbm, STEPS))
     );
     let mut h = make(50, 2);
     run(&mut h, &rbm, 5);

@@ -39,6 +39,7 @@ fn bench_json_phases_fit_in_the_total() {
     assert_eq!(v["k"], 1);
     assert_eq!(v["iters"], 3);
     assert_eq!(v["matmul_threads"], "1");
+    assert_eq!(v["threads"], 1);
     assert_eq!(v["peak_gflops_single_core_f32"].as_f64(), Some(245.0));
     let median = v["sec_per_iter"].as_f64().unwrap();
     let mean = v["sec_per_iter_mean"].as_f64().unwrap();

@@ -333,6 +333,24 @@ fn resume_after_interruption_matches_an_uninterrupted_run() {
 }
 
 #[test]
+fn threads_do_not_change_training() {
+    // Three stream groups of PCD chains and decoder GEMMs large enough to be split (100 images
+    // × k = 5 rows): one thread and three give the same checkpoint, bit for bit.
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--pcd-chains", "70", "--k", "5", "--threads"];
+    let one = tmp.path().join("one");
+    let three = tmp.path().join("three");
+    let a = train(&one, 6, &[&extra[..], &["1"]].concat());
+    let b = train(&three, 6, &[&extra[..], &["3"]].concat());
+    assert_eq!(a["final"], b["final"]);
+    let (ta, ma) = checkpoint_state(&one.join("checkpoint.ckpt"));
+    let (tb, mb) = checkpoint_state(&three.join("checkpoint.ckpt"));
+    assert!(ta.iter().any(|(name, _)| name == "pcd.chains"));
+    assert_eq!(ta, tb);
+    assert_eq!(ma, mb);
+}
+
+#[test]
 fn existing_runs_are_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");

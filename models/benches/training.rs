@@ -11,8 +11,9 @@
 //! Groups and benchmark ids:
 //!
 //! - `train_step`: `gumbolt_{nonlinear,nonlinear2}_k1`, `gumbolt_nonlinear_k20`, each also
-//!   with the suffix `_parallel_pcd` ([`GumBolt::set_parallel_negative_phase`]: the PCD
-//!   negative phase on a second thread beside the networks; results are bit-identical);
+//!   with the suffix `_2threads` ([`GumBolt::set_threads`]`(2)`: the PCD negative phase beside
+//!   the networks, chain groups and large GEMMs split over two threads; results are
+//!   bit-identical);
 //! - `train_step_baselines`: the dVAE, dVAE++ and REINFORCE (NVIL) steps at nonlinear, k = 1,
 //!   on the same networks, prior and PCD;
 //! - `eval`: `iw_nll_nonlinear_100img_S100_chunk50`, the 100-sample importance-weighted
@@ -185,8 +186,8 @@ fn train_steps(c: &mut Criterion, data: &Data) {
         let name = format!("gumbolt_{}_k{k}", structure.name());
         bench_steps(&mut g, &name, data, model(data, config.clone()));
         let mut m = model(data, config);
-        m.set_parallel_negative_phase(true);
-        bench_steps(&mut g, &format!("{name}_parallel_pcd"), data, m);
+        m.set_threads(2);
+        bench_steps(&mut g, &format!("{name}_2threads"), data, m);
     }
     g.finish();
 }

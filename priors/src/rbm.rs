@@ -13,7 +13,7 @@
 use crate::bipartite::{self, Level};
 use crate::error::{PriorError, Result, check_finite};
 use crate::util::ensure_shape;
-use gumbolt_core::linalg::{Op, add_row_vector, gemm, gemm_tn, matmul_nn, matmul_nt};
+use gumbolt_core::linalg::{Op, affine_unpacked, gemm, gemm_tn, matmul_nn};
 use gumbolt_core::prior::{
     Block, BlockConditionals, EnergyGradient, EnergyParamGradient, ExactPartition, Parametric,
     Prior, SiteConditionals,
@@ -496,7 +496,8 @@ impl BlockConditionals for Rbm {
     }
 
     /// `logits(Two | z1) = b + Wᵀz1` (rows `Z1·W + b`) and `logits(One | z2) = a + W z2`
-    /// (rows `Z2·Wᵀ + a`). `out` is resized to `[C, n_side]` if needed.
+    /// (rows `Z2·Wᵀ + a`), through [`affine_unpacked`] (no packing of `W` per call; each row's
+    /// logits independent of the other rows). `out` is resized to `[C, n_side]` if needed.
     fn block_logits(&self, side: Block, other: DMatrixView<'_, f32>, out: &mut Mat) {
         let rows = other.nrows();
         match side {
@@ -507,8 +508,7 @@ impl BlockConditionals for Rbm {
                     "Rbm::block_logits(Two): `other` must be [C, n1]"
                 );
                 ensure_shape(out, rows, self.n2);
-                matmul_nn(&other, &self.w(), out);
-                add_row_vector(out, self.b());
+                affine_unpacked(&other, &self.w(), Op::N, self.b(), out);
             }
             Block::One => {
                 assert_eq!(
@@ -517,8 +517,7 @@ impl BlockConditionals for Rbm {
                     "Rbm::block_logits(One): `other` must be [C, n2]"
                 );
                 ensure_shape(out, rows, self.n1);
-                matmul_nt(&other, &self.w(), out);
-                add_row_vector(out, self.a());
+                affine_unpacked(&other, &self.w(), Op::T, self.a(), out);
             }
         }
     }

@@ -54,6 +54,8 @@ pub struct BlockGibbs {
     uniforms: Vec<f32>,
     rngs: Vec<StreamRng>,
     groups: Vec<usize>,
+    /// Scratch chains of [`BlockGibbs::run_parallel`], one per RNG stream group.
+    shards: Vec<BlockGibbs>,
 }
 
 impl BlockGibbs {
@@ -101,6 +103,7 @@ impl BlockGibbs {
             uniforms: vec![0.0; chains * n1.max(n2)],
             rngs,
             groups,
+            shards: Vec::new(),
         }
     }
 
@@ -187,6 +190,76 @@ impl BlockGibbs {
         }
     }
 
+    /// [`BlockGibbs::run`] with the chains split over the threads of the current rayon pool:
+    /// each group of chains that shares an RNG stream ([`CHAINS_PER_STREAM`] chains) becomes
+    /// one task that runs all `sweeps` sweeps, so idle threads of the pool pick up whole groups.
+    ///
+    /// The chains never interact and every row of a block-Gibbs GEMM is computed the same way
+    /// whatever the number of rows, so the state, the streams and the last logits end
+    /// bit-identical to [`BlockGibbs::run`] (tested), whatever the number of threads. Outside a
+    /// rayon pool, or in a pool of one thread, this is [`BlockGibbs::run`].
+    pub fn run_parallel<P: BlockConditionals + Sync + ?Sized>(&mut self, prior: &P, sweeps: usize) {
+        if self.groups.len() < 2
+            || rayon::current_thread_index().is_none()
+            || rayon::current_num_threads() < 2
+        {
+            self.run(prior, sweeps);
+            return;
+        }
+        self.scatter();
+        rayon::scope(|s| {
+            for shard in self.shards.iter_mut() {
+                s.spawn(move |_| shard.run(prior, sweeps));
+            }
+        });
+        self.gather();
+    }
+
+    /// Copies each stream group's rows, β and stream into its scratch shard.
+    fn scatter(&mut self) {
+        let (n1, n2) = (self.n1, self.n2);
+        if self.shards.len() != self.groups.len() {
+            self.shards = self
+                .groups
+                .iter()
+                .map(|&rows| Self {
+                    n1,
+                    n2,
+                    state: Mat::zeros(rows, n1 + n2),
+                    beta: vec![1.0; rows],
+                    logits1: Mat::zeros(rows, n1),
+                    logits2: Mat::zeros(rows, n2),
+                    uniforms: vec![0.0; rows * n1.max(n2)],
+                    rngs: Vec::new(),
+                    groups: vec![rows],
+                    shards: Vec::new(),
+                })
+                .collect();
+        }
+        let mut start = 0;
+        for (shard, rng) in self.shards.iter_mut().zip(&self.rngs) {
+            let rows = shard.chains();
+            copy_rows(&self.state, start, &mut shard.state, 0, rows);
+            shard.beta.copy_from_slice(&self.beta[start..start + rows]);
+            shard.rngs.clear();
+            shard.rngs.push(rng.clone());
+            start += rows;
+        }
+    }
+
+    /// Copies the shards' rows, streams and last logits back (the inverse of `scatter`).
+    fn gather(&mut self) {
+        let mut start = 0;
+        for (shard, rng) in self.shards.iter().zip(self.rngs.iter_mut()) {
+            let rows = shard.chains();
+            copy_rows(&shard.state, 0, &mut self.state, start, rows);
+            copy_rows(&shard.logits1, 0, &mut self.logits1, start, rows);
+            copy_rows(&shard.logits2, 0, &mut self.logits2, start, rows);
+            *rng = shard.rngs[0].clone();
+            start += rows;
+        }
+    }
+
     /// `logits2 ← logits(Two | z1)` (one GEMM).
     pub(crate) fn compute_logits_two<P: BlockConditionals + ?Sized>(&mut self, prior: &P) {
         debug_assert_eq!(
@@ -260,6 +333,18 @@ pub fn block_field<P: BlockConditionals + ?Sized>(prior: &P, side: Block) -> Vec
     let mut out = Mat::zeros(1, n_side);
     prior.block_logits(side, zero.as_view(), &mut out);
     out.as_slice().to_vec()
+}
+
+/// Copies rows `from..from + rows` of `src` to rows `to..to + rows` of `dst` (same width).
+fn copy_rows(src: &Mat, from: usize, dst: &mut Mat, to: usize, rows: usize) {
+    let (rs, rd) = (src.nrows(), dst.nrows());
+    for (s, d) in src
+        .as_slice()
+        .chunks_exact(rs)
+        .zip(dst.as_mut_slice().chunks_exact_mut(rd))
+    {
+        d[to..to + rows].copy_from_slice(&s[from..from + rows]);
+    }
 }
 
 /// Asserts (programming error) that a sampler built for `have` is used with a prior of `want`.

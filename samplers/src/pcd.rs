@@ -154,8 +154,10 @@ impl Pcd {
     }
 }
 
-impl<P: BlockConditionals + ?Sized> Sampler<P> for Pcd {
+impl<P: BlockConditionals + Sync + ?Sized> Sampler<P> for Pcd {
     /// Runs `S` sweeps at β = 1 from the persistent state and returns the chains (`[C, n1+n2]`).
+    /// Inside a rayon pool of several threads the chains' stream groups are run as parallel
+    /// tasks ([`BlockGibbs::run_parallel`]), with bit-identical results.
     fn sample(&mut self, prior: &P) -> &Mat {
         let sizes = prior.block_sizes();
         let cfg = &self.config;
@@ -164,7 +166,7 @@ impl<P: BlockConditionals + ?Sized> Sampler<P> for Pcd {
                 .expect("validated PCD configuration and non-empty blocks")
         });
         check_sizes(g.block_sizes(), sizes);
-        g.run(prior, cfg.sweeps);
+        g.run_parallel(prior, cfg.sweeps);
         g.state()
     }
 }

@@ -64,14 +64,9 @@ pub(crate) struct BenchArgs {
           default_value_t = DEFAULT_PCD_CHAINS)]
     pcd_chains: usize,
 
-    /// GEMM threads (sets MATMUL_NUM_THREADS for the run) [default: MATMUL_NUM_THREADS, else 1].
+    /// Threads of a training step, as `gumbolt train --threads` [default: the number of cores].
     #[arg(long, value_name = "T", value_parser = int_at_least::<1>)]
     threads: Option<usize>,
-
-    /// Run the PCD negative phase on a second thread beside the networks (as `gumbolt train`
-    /// does by default on two or more cores).
-    #[arg(long)]
-    pcd_thread: bool,
 
     /// Seed of the initialisation, the noise and the PCD chains.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -124,8 +119,9 @@ struct BenchResult {
     pcd_steps: usize,
     pcd_chains: usize,
     rbm_sides: (usize, usize),
-    /// Whether PCD ran on a second thread beside the networks (`--pcd-thread`).
-    pcd_thread: bool,
+    /// Threads of a training step (`--threads`).
+    threads: usize,
+    /// MATMUL_NUM_THREADS (matrixmultiply's own threads; 1 unless set in the environment).
     matmul_threads: Option<String>,
     /// Median seconds per training step.
     sec_per_iter: f64,
@@ -196,19 +192,8 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs `gumbolt bench`.
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
-    // `main` sets MATMUL_NUM_THREADS from --threads before anything else runs; check it did.
     let env_threads = std::env::var("MATMUL_NUM_THREADS").ok();
-    if let Some(t) = args.threads
-        && env_threads.as_deref().map(str::trim) != Some(t.to_string().as_str())
-    {
-        return Err(usage_error(
-            SUB,
-            format!(
-                "--threads {t}: could not be applied (MATMUL_NUM_THREADS is {env_threads:?}); \
-                 set MATMUL_NUM_THREADS={t} in the environment instead"
-            ),
-        ));
-    }
+    let threads = args.threads.unwrap_or_else(super::cores);
     let total = (args.warmup + args.iters) as u64;
     let mc = GumBoltConfig::new(args.structure)
         .with_k(args.k)
@@ -247,11 +232,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             args.pcd_steps
         );
     }
+    model.set_threads(threads);
     for it in 0..args.warmup {
         step(&mut model, it)?;
     }
     model.set_phase_timing(true);
-    model.set_parallel_negative_phase(args.pcd_thread);
     let mut secs = Vec::with_capacity(args.iters);
     for it in args.warmup..args.warmup + args.iters {
         secs.push(step(&mut model, it)?);
@@ -283,7 +268,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         pcd_chains: args.pcd_chains,
         rbm_sides: mc.rbm_sides(),
         matmul_threads: env_threads,
-        pcd_thread: args.pcd_thread,
+        threads,
         sec_per_iter: med,
         sec_per_iter_mean: mean,
         sec_per_iter_min: min,
@@ -321,11 +306,12 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
 fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<()> {
     writeln!(
         w,
-        "sec_per_iter {:.4} (median), {:.4} (mean), {:.4} (min); MATMUL_NUM_THREADS={}",
+        "sec_per_iter {:.4} (median), {:.4} (mean), {:.4} (min); {} thread{}",
         r.sec_per_iter,
         r.sec_per_iter_mean,
         r.sec_per_iter_min,
-        r.matmul_threads.as_deref().unwrap_or("unset")
+        r.threads,
+        if r.threads == 1 { "" } else { "s" }
     )?;
     writeln!(
         w,

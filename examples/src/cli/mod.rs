@@ -112,7 +112,9 @@ enum Command {
     /// optimiser, other) and the achieved GFLOP/s per phase and overall, against the ~245
     /// GFLOP/s single-core f32 peak. FLOP counts: PCD 2·2·C·S·n1·n2 per iteration; a dense
     /// layer 2·rows·in·out forward and twice that backward; prior terms 8·B·k·n1·n2 (also in
-    /// the JSON's `flop_formulas`). --threads T sets MATMUL_NUM_THREADS for the run.
+    /// the JSON's `flop_formulas`). --threads T runs each step on T threads as `gumbolt train`
+    /// does (default: all cores); the phase times are those of the thread that runs the
+    /// networks, the negative phase's being the wait for it after them.
     Bench(bench::BenchArgs),
 }
 
@@ -127,6 +129,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logz(args) => logz::run(args),
         Command::Bench(args) => bench::run(args),
     }
+}
+
+/// The number of cores (1 if unknown): the default of every `--threads`.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A usage error of subcommand `sub`, reported by clap (with its usage line) and exit code 2.

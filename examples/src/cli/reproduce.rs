@@ -617,7 +617,7 @@ pub(crate) fn run(args: ReproduceArgs) -> Result<()> {
                 args.jobs.min(pending.len().max(1))
             ),
         );
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = super::cores();
         let ctx = Ctx {
             args: &args,
             settings: &settings,
@@ -1001,8 +1001,8 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         }
         t.monitor_records = Some(s.monitor_records);
         t.no_stdout = true;
-        // Concurrent jobs already use the cores.
-        t.serial_pcd = ctx.args.jobs > 1;
+        // Concurrent jobs share the cores.
+        t.threads = Some((super::cores() / ctx.args.jobs).max(1));
         if ckpt.exists() {
             t.resume = true;
         } else if !dir.present(&RUN_MARKERS).is_empty() {

@@ -292,10 +292,11 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Training")]
     pub(crate) pcd_steps: Option<usize>,
 
-    /// Run the PCD negative phase before the networks instead of on a second thread beside them
-    /// (the default when the machine has two or more cores). The results are identical.
-    #[arg(long, help_heading = "Training")]
-    pub(crate) serial_pcd: bool,
+    /// Threads of a training step: the PCD negative phase beside the networks, PCD chain groups
+    /// and large GEMMs split over them. The results are bit-identical for every T
+    /// [default: the number of cores].
+    #[arg(long, value_name = "T", value_parser = int_at_least::<1>, help_heading = "Training")]
+    pub(crate) threads: Option<usize>,
 
     /// PCD persistent chains (--model gumbolt) [default: 100].
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Training")]
@@ -366,7 +367,7 @@ impl TrainArgs {
             checkpoint_every: None,
             quiet,
             stop_after: None,
-            serial_pcd: false,
+            threads: None,
             no_stdout: false,
         }
     }
@@ -942,10 +943,9 @@ impl Session<'_> {
         mut trainer: Trainer<P, G>,
     ) -> Result<()> {
         let args = self.args;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         trainer
             .model_mut()
-            .set_parallel_negative_phase(!args.serial_pcd && cores >= 2);
+            .set_threads(args.threads.unwrap_or_else(super::cores));
         let total = trainer.total_iterations();
         let start = trainer.iteration();
         let until = args.stop_after.map_or(total, |n| n.min(total));

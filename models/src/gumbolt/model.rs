@@ -336,13 +336,10 @@ pub struct GumBolt<P, G> {
     decoder: Mlp,
     prior: P,
     prior_grad: Vec<f32>,
-    /// The negative phase; `None` only while a training step runs it on a second thread.
+    /// The negative phase; `None` only while a training step runs it.
     partition: Option<G>,
-    /// Whether a training step runs the negative phase on a second thread, beside the forward
-    /// and backward passes (results are identical either way).
-    parallel_negative: bool,
-    /// The thread that runs the negative phase when `parallel_negative` is on.
-    worker: worker::WorkerSlot<P, G>,
+    /// The threads of a training step ([`GumBolt::set_threads`]).
+    pool: worker::StepPool,
     relax: GumbelRelaxation,
     /// The dVAE / dVAE++ smoothing ([`Objective::Dvae`], [`Objective::DvaePp`]).
     smoothing: Option<Smoothing>,
@@ -499,8 +496,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             partition: Some(partition),
-            parallel_negative: false,
-            worker: worker::WorkerSlot::default(),
+            pool: worker::StepPool::default(),
             rng: noise_rng,
             ws: Workspace::default(),
             timing: None,
@@ -841,17 +837,22 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         }
     }
 
-    /// Runs the negative phase on a second thread during the forward and backward passes of
-    /// training steps (`on`), or before them (off, the default). The negative phase depends
-    /// only on the prior's parameters and its own state, so the results are bit-identical
-    /// either way; on uses a second core.
-    pub fn set_parallel_negative_phase(&mut self, on: bool) {
-        self.parallel_negative = on;
+    /// Runs training steps on `threads` threads (default 1): with two or more, the negative
+    /// phase runs beside the forward and backward passes, the PCD chains' stream groups run as
+    /// parallel tasks and large GEMMs are split, all in a pool of `threads` persistent threads
+    /// whose idle threads pick up whatever work is left.
+    ///
+    /// Every task computes exactly what the serial step computes (the negative phase depends
+    /// only on the prior's parameters and its own state; chains never interact; a GEMM's
+    /// elements do not depend on how C is cut), so the results are bit-identical for every
+    /// number of threads (tested).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.pool = worker::StepPool::new(threads);
     }
 
-    /// Whether [`GumBolt::set_parallel_negative_phase`] is on.
-    pub fn parallel_negative_phase(&self) -> bool {
-        self.parallel_negative
+    /// The threads of a training step ([`GumBolt::set_threads`]).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
     }
 
     fn loss_and_grad_impl(
@@ -864,16 +865,17 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     ) -> Result<LossParts> {
         clock.lap(Phase::Other);
         let mut partition = self.partition.take().expect(PARTITION_PRESENT);
-        let (partition, advanced, passes) = if self.parallel_negative {
-            // The worker samples with a copy of θ_t while this thread runs the networks; the
-            // samples enter only the final gradient term, added once the worker is done.
-            let worker = self
-                .worker
-                .0
-                .get_or_insert_with(worker::NegativeWorker::spawn);
-            worker.start(partition, self.prior.clone());
-            let passes = self.passes(x, noise, k, beta, clock);
-            let (partition, advanced) = self.worker.0.as_ref().expect("started above").finish();
+        let (partition, advanced, passes) = if let Some(pool) = self.pool.get() {
+            // The negative phase samples with a copy of θ_t while this thread runs the
+            // networks; the samples enter only the final gradient term, added afterwards.
+            let prior = self.prior.clone();
+            let mut advanced = Ok(());
+            let passes = pool.install(|| {
+                rayon::scope(|s| {
+                    s.spawn(|_| advanced = partition.advance(&prior));
+                    self.passes(x, noise, k, beta, clock)
+                })
+            });
             clock.lap(Phase::Negative);
             (partition, advanced, passes)
         } else {

@@ -438,6 +438,53 @@ fn perturbed_baseline_models_stay_finite() {
 }
 
 #[test]
+fn threads_give_bit_identical_training_at_full_size() {
+    // The paper's `~~` networks (784 pixels, 200 units) with 8 images × k = 20 samples, so the
+    // decoder's GEMMs are split over the threads, and 70 PCD chains (stream groups of 32, 32
+    // and 6, run as parallel tasks): 2 and 3 threads give the serial step's bits.
+    for objective in [Objective::GumBolt, Objective::Reinforce] {
+        let mut c = GumBoltConfig::new(Structure::Nonlinear2).with_objective(objective);
+        c.k = 20;
+        c.train.total_iterations = 3;
+        let rows = 8 * c.k;
+        let (inputs, hidden) = (c.latent_units * 2, c.hidden_units);
+        assert!(
+            2 * rows * inputs.max(hidden) * c.pixels
+                >= 2 * gumbolt_core::linalg::PARALLEL_GEMM_MIN_FLOP,
+            "the decoder's output layer must be large enough to be split"
+        );
+        let pcd = gumbolt_samplers::PcdConfig::default()
+            .chains(70)
+            .sweeps(3)
+            .seed(5);
+        let fresh = GumBolt::with_pcd(c.clone(), &means(c.pixels), pcd).unwrap();
+        let run = |threads: usize| {
+            let mut m = fresh.clone();
+            m.set_threads(threads);
+            assert_eq!(m.threads(), threads);
+            let losses: Vec<u64> = (0..3)
+                .map(|t| {
+                    let x = binary(8, c.pixels, 70 + t);
+                    m.train_step(&x, t).unwrap().parts.loss.to_bits()
+                })
+                .collect();
+            let params: Vec<u32> = m
+                .params_mut()
+                .iter()
+                .flat_map(|p| p.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect();
+            let chains = PartitionGradient::<Rbm>::samples(m.partition())
+                .unwrap()
+                .clone();
+            (losses, params, chains)
+        };
+        let serial = run(1);
+        assert_eq!(run(2), serial, "{objective}: 2 threads");
+        assert_eq!(run(3), serial, "{objective}: 3 threads");
+    }
+}
+
+#[test]
 fn parallel_negative_phase_gives_bit_identical_training() {
     // PCD on a second thread beside the networks: the same parameters, chains and losses as
     // the serial step, for every objective.
@@ -450,7 +497,7 @@ fn parallel_negative_phase_gives_bit_identical_training() {
             .seed(9);
         let serial = GumBolt::with_pcd(c, &means(6), pcd).unwrap();
         let mut parallel = serial.clone();
-        parallel.set_parallel_negative_phase(true);
+        parallel.set_threads(2);
         let mut serial = serial;
         for t in 0..6 {
             let x = binary(4, 6, 90 + t);

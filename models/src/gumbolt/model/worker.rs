@@ -1,106 +1,62 @@
-//! A persistent thread for the negative phase (see [`super::GumBolt::set_parallel_negative_phase`]).
+//! The thread pool of training steps (see [`super::GumBolt::set_threads`]).
 //!
-//! Spawning a thread per training step costs more than the thread creation itself: the new
-//! thread starts on whichever core the scheduler picks (often the parent's, until it is
-//! migrated), so both phases share one core for part of the step. A thread that lives as long as
-//! the model keeps its core.
+//! A step on `T ≥ 2` threads runs inside a rayon pool of `T` persistent threads: the negative
+//! phase is one task beside the forward and backward passes, the PCD chains' stream groups are
+//! tasks of their own and large GEMMs are cut into blocks, so whichever thread is idle picks up
+//! work. Every task computes exactly what the serial step computes, so the results do not
+//! depend on `T` or on which thread ran what.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
-use crate::gumbolt::error::Result;
-use crate::gumbolt::prior::PartitionGradient;
-
-type Job<P, G> = (G, P);
-type Done<G> = (G, Result<()>);
-
-/// The worker: receives the negative phase and a copy of the prior, runs
-/// [`PartitionGradient::advance`], sends the negative phase back.
-pub(super) struct NegativeWorker<P, G> {
-    jobs: Option<Sender<Job<P, G>>>,
-    done: Receiver<Done<G>>,
-    handle: Option<JoinHandle<()>>,
+/// The model's pool: built on first use, shared by clones of the model.
+#[derive(Clone)]
+pub(super) struct StepPool {
+    threads: usize,
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
-impl<P, G> NegativeWorker<P, G>
-where
-    P: Send + 'static,
-    G: PartitionGradient<P> + 'static,
-{
-    pub(super) fn spawn() -> Self {
-        let (jobs, job_rx) = channel::<Job<P, G>>();
-        let (done_tx, done) = channel::<Done<G>>();
-        let handle = std::thread::Builder::new()
-            .name("gumbolt-negative-phase".into())
-            .spawn(move || {
-                for (mut partition, prior) in job_rx {
-                    let r = partition.advance(&prior);
-                    if done_tx.send((partition, r)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .expect("cannot spawn the negative-phase thread");
+impl StepPool {
+    /// A pool of `threads` threads (`≤ 1`: steps run on the calling thread).
+    pub(super) fn new(threads: usize) -> Self {
         Self {
-            jobs: Some(jobs),
-            done,
-            handle: Some(handle),
+            threads: threads.max(1),
+            pool: None,
         }
     }
 
-    /// Starts `partition.advance(&prior)` on the worker.
-    pub(super) fn start(&self, partition: G, prior: P) {
-        self.jobs
-            .as_ref()
-            .expect("the worker is running")
-            .send((partition, prior))
-            .unwrap_or_else(|_| panic!("the negative-phase thread has stopped"));
+    /// The number of threads of a step.
+    pub(super) fn threads(&self) -> usize {
+        self.threads
     }
 
-    /// Waits for the job started last.
-    pub(super) fn finish(&self) -> Done<G> {
-        match self.done.recv() {
-            Ok(d) => d,
-            Err(_) => {
-                // The worker panicked: surface its panic here.
-                panic!("the negative-phase thread panicked")
+    /// The pool, built on first use; `None` for one thread, or if the operating system refuses
+    /// the threads (the step then runs serially, with the same results).
+    pub(super) fn get(&mut self) -> Option<Arc<rayon::ThreadPool>> {
+        if self.threads < 2 {
+            return None;
+        }
+        if self.pool.is_none() {
+            let built = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.threads)
+                .thread_name(|i| format!("gumbolt-step-{i}"))
+                .build();
+            match built {
+                Ok(pool) => self.pool = Some(Arc::new(pool)),
+                Err(_) => self.threads = 1,
             }
         }
+        self.pool.clone()
     }
 }
 
-impl<P, G> Drop for NegativeWorker<P, G> {
-    fn drop(&mut self) {
-        // Closing the job channel ends the worker's loop.
-        self.jobs.take();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// The model's slot for a worker: cloning a model gives the clone an empty slot (it starts its
-/// own worker when needed).
-pub(super) struct WorkerSlot<P, G>(pub(super) Option<NegativeWorker<P, G>>);
-
-impl<P, G> Default for WorkerSlot<P, G> {
+impl Default for StepPool {
     fn default() -> Self {
-        Self(None)
+        Self::new(1)
     }
 }
 
-impl<P, G> Clone for WorkerSlot<P, G> {
-    fn clone(&self) -> Self {
-        Self(None)
-    }
-}
-
-impl<P, G> std::fmt::Debug for WorkerSlot<P, G> {
+impl std::fmt::Debug for StepPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "WorkerSlot(running)"
-        } else {
-            "WorkerSlot(idle)"
-        })
+        write!(f, "StepPool({} threads)", self.threads)
     }
 }
