@@ -96,16 +96,18 @@ fn short_training_runs_of_every_objective() {
     }
 }
 
-// Derived on 2026-11-25 (gumbolt 0.1.0, x86-64 with AVX-512); the runs re-derived after the
-// lane-wise batch-norm sums.
+// Derived on 2026-11-25 (gumbolt 0.1.0, x86-64 with AVX-512); re-derived after the lane-wise
+// batch-norm sums, and again after the block-Gibbs logits moved to `affine_unpacked` (bias
+// first, then fused multiply-adds) and the bias gradients to lane-wise sums: only the dVAE
+// values moved beyond their tolerance (the spike-and-exponential smoothing, see above).
 const GOLDEN_LOG_Z: f64 = 21.0986073965;
-const GOLDEN_AIS: f64 = 21.0982023309;
-const GOLDEN_PT: f64 = 21.1006220035;
+const GOLDEN_AIS: f64 = 21.0982027111;
+const GOLDEN_PT: f64 = 21.1006221097;
 /// (objective, k, loss of step 20, mean log p(x) + log Z on 20 test images).
 const GOLDEN_RUNS: [(Objective, usize, f64, f64); 5] = [
-    (Objective::GumBolt, 1, 65.1351536963, -82.0968981989),
-    (Objective::GumBolt, 5, 55.6876323988, -77.3407638876),
-    (Objective::Dvae, 1, 71.3576281249, -85.6037809068),
-    (Objective::DvaePp, 1, 68.1310266410, -81.6055169847),
-    (Objective::Reinforce, 1, 82.2552099598, -97.3389821098),
+    (Objective::GumBolt, 1, 65.1351538959, -82.0968977729),
+    (Objective::GumBolt, 5, 55.6876330942, -77.3407616311),
+    (Objective::Dvae, 1, 71.4543800608, -85.3055529347),
+    (Objective::DvaePp, 1, 68.1310287656, -81.6055032087),
+    (Objective::Reinforce, 1, 82.2552097109, -97.3389817498),
 ];

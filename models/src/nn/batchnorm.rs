@@ -180,16 +180,24 @@ impl BatchNorm {
         ensure_shape(&mut self.xhat, n, d);
         let eps = self.config.eps as f64;
         let mom = self.config.momentum;
+        let (rs, cs) = x.strides();
         for j in 0..d {
             // The input column is copied into the (contiguous) output column first, so the
             // statistics run over a slice with vectorised lane sums.
-            let mut yc = y.column_mut(j);
-            for (yv, &xv) in yc.iter_mut().zip(x.column(j).iter()) {
-                *yv = xv;
+            let yc = &mut y.as_mut_slice()[j * n..(j + 1) * n];
+            if rs == 1 && n > 0 {
+                // SAFETY: with unit row stride, column j of x is the n contiguous values
+                // starting at offset j·cs of its storage.
+                let xc = unsafe { std::slice::from_raw_parts(x.data.ptr().add(j * cs), n) };
+                yc.copy_from_slice(xc);
+            } else {
+                for (i, yv) in yc.iter_mut().enumerate() {
+                    *yv = x[(i, j)];
+                }
             }
             let (mean, inv_std) = match mode {
                 Mode::Train => {
-                    let col = yc.as_slice();
+                    let col = &*yc;
                     let mean = lane_sum(col, |v| v as f64) / n as f64;
                     let var = lane_sum(col, |v| (v as f64 - mean) * (v as f64 - mean)) / n as f64;
                     self.moving_mean[j] = mom * self.moving_mean[j] + (1.0 - mom) * mean as f32;
@@ -203,7 +211,7 @@ impl BatchNorm {
             };
             self.inv_std[j] = inv_std;
             let (g, b) = (self.gamma[j], self.beta[j]);
-            let mut xh = self.xhat.column_mut(j);
+            let xh = &mut self.xhat.as_mut_slice()[j * n..(j + 1) * n];
             for (xh, yv) in xh.iter_mut().zip(yc.iter_mut()) {
                 let h = (*yv - mean) * inv_std;
                 *xh = h;
@@ -227,17 +235,17 @@ impl BatchNorm {
         );
         let n = grad.nrows();
         let inv_n = 1.0 / n.max(1) as f32;
-        for j in 0..self.dim() {
-            let xh = self.xhat.column(j);
-            let mut g = grad.column_mut(j);
-            let (s1, s2) = lane_dot_sums(g.as_slice(), xh.as_slice());
+        let xhat = self.xhat.as_slice();
+        for (j, g) in grad.as_mut_slice().chunks_exact_mut(n.max(1)).enumerate() {
+            let xh = &xhat[j * n..(j + 1) * n];
+            let (s1, s2) = lane_dot_sums(g, xh);
             self.dbeta[j] += s1;
             self.dgamma[j] += s2;
             let scale = self.gamma[j] * self.inv_std[j];
             match mode {
                 Mode::Train => {
                     let (m1, m2) = (s1 * inv_n, s2 * inv_n);
-                    for (gv, &h) in g.iter_mut().zip(xh.iter()) {
+                    for (gv, &h) in g.iter_mut().zip(xh) {
                         *gv = scale * (*gv - m1 - h * m2);
                     }
                 }

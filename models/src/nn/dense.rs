@@ -131,9 +131,7 @@ impl Dense {
             "Dense::backward: dy shape"
         );
         gemm_tn(1.0, x, dy, 1.0, &mut self.dw);
-        for (j, g) in self.db.iter_mut().enumerate() {
-            *g += dy.column(j).iter().sum::<f32>();
-        }
+        add_column_sums(dy, &mut self.db);
     }
 
     /// `y ← [repeat_k(shared), rest] W + b` without materialising the repeated rows: the input
@@ -203,9 +201,7 @@ impl Dense {
         }
         gemm_tn(1.0, shared, &*tmp, 1.0, &mut self.dw.rows_mut(0, s));
         gemm_tn(1.0, rest, dy, 1.0, &mut self.dw.rows_mut(s, rest.ncols()));
-        for (j, g) in self.db.iter_mut().enumerate() {
-            *g += dy.column(j).iter().sum::<f32>();
-        }
+        add_column_sums(dy, &mut self.db);
     }
 
     /// `dx ← dy Wᵀ` (through `matmul_nt`), reshaping `dx` to `[N, in]` if needed.
@@ -286,6 +282,30 @@ impl<'de> Deserialize<'de> for Dense {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let o = DenseOwned::deserialize(d)?;
         Dense::from_params(o.w, o.b).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `out[j] += Σ_rows m[·, j]` (the bias gradient), each column summed in eight f32 lanes (a
+/// fixed order, so reproducible) instead of one long chain of dependent additions.
+fn add_column_sums(m: &Mat, out: &mut [f32]) {
+    let rows = m.nrows();
+    if rows == 0 {
+        return;
+    }
+    for (col, o) in m.as_slice().chunks_exact(rows).zip(out.iter_mut()) {
+        let mut acc = [0.0f32; 8];
+        let chunks = col.chunks_exact(8);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a += x;
+            }
+        }
+        let mut total: f32 = acc.iter().sum();
+        for &x in rest {
+            total += x;
+        }
+        *o += total;
     }
 }
 
