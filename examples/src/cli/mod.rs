@@ -98,7 +98,7 @@ enum Command {
     /// The settings are stored in OUT/reproduce.json and in every result; an OUT holding results
     /// of other settings is refused (use another --out). The jobs are listed seed by seed, row by
     /// row, column by column; --shard I/N runs those whose index is I−1 modulo N. With
-    /// --jobs J ≥ 2, J jobs run at once, each evaluation with cores/J threads, and the progress
+    /// --jobs J ≥ 2, J jobs run at once, each training step and evaluation with cores/J threads, and the progress
     /// of train and eval is not shown. One line per job start and end goes to stderr, with an ETA; at the
     /// end the table (also with pending cells) is written and printed on stdout.
     Reproduce(reproduce::ReproduceArgs),

@@ -163,7 +163,7 @@ pub(crate) struct ReproduceArgs {
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>)]
     seeds: Option<usize>,
 
-    /// Jobs run concurrently (each evaluation then uses cores/J threads).
+    /// Jobs run concurrently (each training step and evaluation then uses cores/J threads).
     #[arg(long, value_name = "J", value_parser = int_at_least::<1>, default_value_t = 1)]
     jobs: usize,
 
