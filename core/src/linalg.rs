@@ -177,6 +177,11 @@ impl RawGemm {
         }
         let by_rows = self.n <= self.m;
         let len = if by_rows { self.m } else { self.n };
+        if len < 2 {
+            // SAFETY: as above (nothing to split).
+            unsafe { self.run(1) };
+            return;
+        }
         let left_parts = parts / 2;
         let cut = (len * left_parts / parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
         let cut = cut.clamp(1, len - 1);
@@ -344,34 +349,46 @@ pub fn affine_unpacked<R1, C1, S1, R2, C2, S2>(
             std::slice::from_raw_parts(b.data.ptr(), b_len),
         )
     };
-    affine_tiles(
-        m,
+    let ops = AffineOperands {
         k,
         n,
-        a_sl,
-        lda,
-        b_sl,
-        rsb as usize,
-        csb as usize,
+        b: b_sl,
+        rsb: rsb as usize,
+        csb: csb as usize,
         bias,
-        c.as_mut_slice(),
-    );
+    };
+    affine_tiles(m, a_sl, lda, ops, c.as_mut_slice());
+}
+
+/// What every tile of [`affine_unpacked`] shares: the inner dimension `k`, the columns `n` of
+/// C, B (element `(l, j)` at `l·rsb + j·csb`) and the bias.
+#[derive(Clone, Copy)]
+struct AffineOperands<'a> {
+    k: usize,
+    n: usize,
+    b: &'a [f32],
+    rsb: usize,
+    csb: usize,
+    bias: &'a [f32],
 }
 
 /// One register tile: `acc[jj][ii] = bias[j0 + jj] + Σ_l a[ii + l·lda]·b[l·rsb + (j0 + jj)·csb]`
 /// for `ii < MR`, `jj < NR`, in fused multiply-adds over `l = 0, 1, …`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn affine_tile<const MR: usize, const NR: usize>(
-    k: usize,
+    ops: AffineOperands<'_>,
     a: &[f32],
     lda: usize,
-    b: &[f32],
-    rsb: usize,
-    csb: usize,
     j0: usize,
-    bias: &[f32],
 ) -> [[f32; MR]; NR] {
+    let AffineOperands {
+        k,
+        b,
+        rsb,
+        csb,
+        bias,
+        ..
+    } = ops;
     let mut acc = [[0.0f32; MR]; NR];
     for (jj, col) in acc.iter_mut().enumerate() {
         *col = [bias[j0 + jj]; MR];
@@ -395,27 +412,20 @@ fn affine_tile<const MR: usize, const NR: usize>(
     acc
 }
 
-/// The tiles of one block of `MR` rows (`rows ≤ MR` of them kept) starting at `a`, all columns,
-/// written to rows `i0..i0 + rows` of C (leading dimension `m`).
+/// The tiles of one block of `MR` rows starting at `a` (leading dimension `lda`), all columns;
+/// the first `rows ≤ MR` of them are written to rows `i0..i0 + rows` of C (`[m, n]`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn affine_row_block<const MR: usize>(
-    k: usize,
-    n: usize,
+    ops: AffineOperands<'_>,
     a: &[f32],
     lda: usize,
-    b: &[f32],
-    rsb: usize,
-    csb: usize,
-    bias: &[f32],
     c: &mut [f32],
-    m: usize,
-    i0: usize,
-    rows: usize,
+    (m, i0, rows): (usize, usize, usize),
 ) {
+    let n = ops.n;
     let mut j0 = 0;
     while j0 + AFFINE_NR <= n {
-        let t = affine_tile::<MR, AFFINE_NR>(k, a, lda, b, rsb, csb, j0, bias);
+        let t = affine_tile::<MR, AFFINE_NR>(ops, a, lda, j0);
         for (jj, col) in t.iter().enumerate() {
             let o = (j0 + jj) * m + i0;
             c[o..o + rows].copy_from_slice(&col[..rows]);
@@ -423,7 +433,7 @@ fn affine_row_block<const MR: usize>(
         j0 += AFFINE_NR;
     }
     for j in j0..n {
-        let t = affine_tile::<MR, 1>(k, a, lda, b, rsb, csb, j, bias);
+        let t = affine_tile::<MR, 1>(ops, a, lda, j);
         let o = j * m + i0;
         c[o..o + rows].copy_from_slice(&t[0][..rows]);
     }
@@ -431,24 +441,13 @@ fn affine_row_block<const MR: usize>(
 
 crate::multiversion! {
     /// The tiles of [`affine_unpacked`] on slices: C (`[m, n]`, leading dimension m) from A
-    /// (leading dimension `lda`) and B (strides `rsb`, `csb`). Rows past the last whole tile go
-    /// through a zero-padded copy of their A rows.
-    #[allow(clippy::too_many_arguments)]
-    fn affine_tiles(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        rsb: usize,
-        csb: usize,
-        bias: &[f32],
-        c: &mut [f32],
-    ) {
+    /// (leading dimension `lda`). Rows past the last whole tile go through a zero-padded copy
+    /// of their A rows.
+    fn affine_tiles(m: usize, a: &[f32], lda: usize, ops: AffineOperands<'_>, c: &mut [f32]) {
+        let k = ops.k;
         let whole = m / AFFINE_MR * AFFINE_MR;
         for i0 in (0..whole).step_by(AFFINE_MR) {
-            affine_row_block::<AFFINE_MR>(k, n, &a[i0..], lda, b, rsb, csb, bias, c, m, i0, AFFINE_MR);
+            affine_row_block::<AFFINE_MR>(ops, &a[i0..], lda, c, (m, i0, AFFINE_MR));
         }
         let rest = m - whole;
         if rest == 0 {
@@ -460,10 +459,11 @@ crate::multiversion! {
         for l in 0..k {
             pad[l * mr..l * mr + rest].copy_from_slice(&a[l * lda + whole..l * lda + whole + rest]);
         }
+        let place = (m, whole, rest);
         match mr {
-            8 => affine_row_block::<8>(k, n, &pad, 8, b, rsb, csb, bias, c, m, whole, rest),
-            16 => affine_row_block::<16>(k, n, &pad, 16, b, rsb, csb, bias, c, m, whole, rest),
-            _ => affine_row_block::<AFFINE_MR>(k, n, &pad, AFFINE_MR, b, rsb, csb, bias, c, m, whole, rest),
+            8 => affine_row_block::<8>(ops, &pad, 8, c, place),
+            16 => affine_row_block::<16>(ops, &pad, 16, c, place),
+            _ => affine_row_block::<AFFINE_MR>(ops, &pad, AFFINE_MR, c, place),
         }
     }
 }

@@ -194,8 +194,10 @@ impl BlockGibbs {
     /// each group of chains that shares an RNG stream ([`CHAINS_PER_STREAM`] chains) becomes
     /// one task that runs all `sweeps` sweeps, so idle threads of the pool pick up whole groups.
     ///
-    /// The chains never interact and every row of a block-Gibbs GEMM is computed the same way
-    /// whatever the number of rows, so the state, the streams and the last logits end
+    /// The chains never interact, so for a prior whose `block_logits` computes each row from
+    /// that row alone, bit for bit (every prior of the toolkit: the RBM's
+    /// [`affine_unpacked`](gumbolt_core::linalg::affine_unpacked) and matrixmultiply's GEMMs
+    /// do not depend on the other rows), the state, the streams and the last logits end
     /// bit-identical to [`BlockGibbs::run`] (tested), whatever the number of threads. Outside a
     /// rayon pool, or in a pool of one thread, this is [`BlockGibbs::run`].
     pub fn run_parallel<P: BlockConditionals + Sync + ?Sized>(&mut self, prior: &P, sweeps: usize) {

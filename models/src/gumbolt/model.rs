@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 mod baselines;
-mod worker;
+mod pool;
 
 pub use baselines::{NVIL_HIDDEN_UNITS, Nvil};
 
@@ -339,7 +339,7 @@ pub struct GumBolt<P, G> {
     /// The negative phase; `None` only while a training step runs it.
     partition: Option<G>,
     /// The threads of a training step ([`GumBolt::set_threads`]).
-    pool: worker::StepPool,
+    pool: pool::StepPool,
     relax: GumbelRelaxation,
     /// The dVAE / dVAE++ smoothing ([`Objective::Dvae`], [`Objective::DvaePp`]).
     smoothing: Option<Smoothing>,
@@ -496,7 +496,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             partition: Some(partition),
-            pool: worker::StepPool::default(),
+            pool: pool::StepPool::default(),
             rng: noise_rng,
             ws: Workspace::default(),
             timing: None,
@@ -847,7 +847,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// elements do not depend on how C is cut), so the results are bit-identical for every
     /// number of threads (tested).
     pub fn set_threads(&mut self, threads: usize) {
-        self.pool = worker::StepPool::new(threads);
+        self.pool = pool::StepPool::new(threads);
     }
 
     /// The threads of a training step ([`GumBolt::set_threads`]).

@@ -198,8 +198,9 @@ impl BatchNorm {
             let (mean, inv_std) = match mode {
                 Mode::Train => {
                     let col = &*yc;
-                    let mean = lane_sum(col, |v| v as f64) / n as f64;
-                    let var = lane_sum(col, |v| (v as f64 - mean) * (v as f64 - mean)) / n as f64;
+                    let mean = super::lane_sum(col, |v| v as f64) / n as f64;
+                    let var =
+                        super::lane_sum(col, |v| (v as f64 - mean) * (v as f64 - mean)) / n as f64;
                     self.moving_mean[j] = mom * self.moving_mean[j] + (1.0 - mom) * mean as f32;
                     self.moving_var[j] = mom * self.moving_var[j] + (1.0 - mom) * var as f32;
                     (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
@@ -264,27 +265,7 @@ impl BatchNorm {
     }
 }
 
-/// `Σ f(x_i)` in f64 over eight independent lanes, so that the loop vectorises (a single
-/// running sum is one long dependency chain); the order of the additions is fixed, so the
-/// result is reproducible.
-#[inline]
-fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += f(x);
-        }
-    }
-    let mut total: f64 = acc.iter().sum();
-    for &x in rest {
-        total += f(x);
-    }
-    total
-}
-
-/// `(Σ g_i, Σ g_i·h_i)` in f32 over eight independent lanes (see [`lane_sum`]).
+/// `(Σ g_i, Σ g_i·h_i)` in f32 over eight independent lanes (see [`super::lane_sum`]).
 #[inline]
 fn lane_dot_sums(g: &[f32], h: &[f32]) -> (f32, f32) {
     let (mut a1, mut a2) = ([0.0f32; 8], [0.0f32; 8]);

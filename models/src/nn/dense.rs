@@ -285,27 +285,15 @@ impl<'de> Deserialize<'de> for Dense {
     }
 }
 
-/// `out[j] += Σ_rows m[·, j]` (the bias gradient), each column summed in eight f32 lanes (a
-/// fixed order, so reproducible) instead of one long chain of dependent additions.
+/// `out[j] += Σ_rows m[·, j]` (the bias gradient), each column in eight lanes
+/// ([`super::lane_sum`]) instead of one long chain of dependent additions.
 fn add_column_sums(m: &Mat, out: &mut [f32]) {
     let rows = m.nrows();
     if rows == 0 {
         return;
     }
     for (col, o) in m.as_slice().chunks_exact(rows).zip(out.iter_mut()) {
-        let mut acc = [0.0f32; 8];
-        let chunks = col.chunks_exact(8);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for (a, &x) in acc.iter_mut().zip(c) {
-                *a += x;
-            }
-        }
-        let mut total: f32 = acc.iter().sum();
-        for &x in rest {
-            total += x;
-        }
-        *o += total;
+        *o += super::lane_sum(col, |v| v);
     }
 }
 

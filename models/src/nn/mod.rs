@@ -57,3 +57,26 @@ pub fn ensure_shape(m: &mut Mat, rows: usize, cols: usize) {
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+/// `Σ f(x_i)` over eight independent lanes, so that the loop vectorises (a single running sum
+/// is one long dependency chain); the order of the additions is fixed, so the result is
+/// reproducible. Batch-norm statistics sum in f64, bias gradients in f32.
+#[inline]
+pub(crate) fn lane_sum<T>(xs: &[f32], f: impl Fn(f32) -> T) -> T
+where
+    T: Copy + Default + std::ops::AddAssign + std::iter::Sum,
+{
+    let mut acc = [T::default(); 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x);
+        }
+    }
+    let mut total: T = acc.iter().copied().sum();
+    for &x in rest {
+        total += f(x);
+    }
+    total
+}
