@@ -486,8 +486,8 @@ fn threads_give_bit_identical_training_at_full_size() {
 
 #[test]
 fn parallel_negative_phase_gives_bit_identical_training() {
-    // PCD on a second thread beside the networks: the same parameters, chains and losses as
-    // the serial step, for every objective.
+    // Two threads (PCD beside the networks, on the tiny model): the same parameters, chains
+    // and losses as the serial step, for every objective.
     for o in Objective::ALL {
         let mut c = with_objective(Structure::Nonlinear2, 2, o);
         c.train.total_iterations = 6;
