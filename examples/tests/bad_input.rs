@@ -57,6 +57,7 @@ const CASES: &[Case] = &[
     ("train-batch-size-too-big", "train --out {new} --iters 5 --batch-size 60000 --structure linear -q", 2, &["--batch-size"]),
     ("train-pcd-chains-0", "train --out {new} --iters 5 --pcd-chains 0", 2, &["--pcd-chains", "expected an integer ≥ 1"]),
     ("train-pcd-steps-0", "train --out {new} --iters 5 --pcd-steps 0", 2, &["--pcd-steps", "expected an integer ≥ 1"]),
+    ("train-threads-0", "train --out {new} --iters 5 --threads 0", 2, &["--threads", "expected an integer ≥ 1"]),
     ("train-hidden-layers-negative", "train --out {new} --iters 5 --hidden-layers -1", 2, &["--hidden-layers", "expected an integer ≥ 0"]),
     ("train-seed-negative", "train --out {new} --iters 5 --seed -1", 2, &["--seed"]),
     ("train-monitor-k-0", "train --out {new} --iters 5 --monitor-k 0", 2, &["--monitor-k", "expected an integer ≥ 1"]),
@@ -205,6 +206,8 @@ const CASES: &[Case] = &[
     ("quick-resume-and-force", "quick --out {new} --resume --force", 2, &["--resume", "--force", "cannot be used with"]),
     ("bench-iters-0", "bench --structure linear --k 1 --iters 0", 2, &["--iters", "expected an integer ≥ 1"]),
     ("bench-k-0", "bench --structure linear --k 0", 2, &["--k", "expected an integer ≥ 1"]),
+    ("bench-threads-0", "bench --structure linear --k 1 --threads 0", 2, &["--threads", "expected an integer ≥ 1"]),
+    ("bench-pcd-thread-removed", "bench --structure linear --k 1 --pcd-thread", 2, &["--pcd-thread"]),
     ("bench-structure-unknown", "bench --structure foo --k 1", 2, &["--structure", "expected linear (-)"]),
     // ---- gumbolt logz: RBM JSON files (--rbm) -----------------------------------------------------
     ("rbm-missing", "logz -q --rbm {tmp}/missing.json", 1, &["missing.json", "I/O error while reading the RBM JSON file"]),
