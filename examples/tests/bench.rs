@@ -1,14 +1,10 @@
 //! End-to-end test of `gumbolt bench`: a tiny run's JSON and bad inputs.
 
-use serde_json::Value;
-use std::process::{Command, Output};
+mod common;
 
-fn gumbolt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gumbolt"))
-        .args(args)
-        .output()
-        .expect("the gumbolt binary runs")
-}
+use common::gumbolt;
+
+use serde_json::Value;
 
 #[test]
 fn bench_json_phases_fit_in_the_total() {

@@ -1,11 +1,14 @@
 //! End-to-end tests of the `gumbolt` binary: `gumbolt logz` against exact values and file round
 //! trips. Bad inputs (files and options) are in the corpus of `bad_input.rs`.
 
+mod common;
+
+use common::{gumbolt, num};
+
 use gumbolt_core::prior::ExactPartition;
 use gumbolt_priors::Rbm;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 /// A fresh directory under the system temp dir, removed on drop (no extra dependency, so the
 /// workspace lock file stays untouched).
@@ -28,13 +31,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn gumbolt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gumbolt"))
-        .args(args)
-        .output()
-        .expect("the gumbolt binary runs")
 }
 
 /// `args` split at whitespace, with every `@` replaced by `path` (which may contain spaces).
@@ -60,12 +56,6 @@ fn logz_json(args: &str, path: &str) -> Value {
         "one JSON line expected, got: {stdout}"
     );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("invalid JSON ({e}): {stdout}"))
-}
-
-fn num(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("`{key}` is not a number in {v}"))
 }
 
 fn exact_log_z(n1: usize, n2: usize, scale: f32, seed: u64) -> f64 {

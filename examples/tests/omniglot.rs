@@ -1,39 +1,12 @@
 //! `--dataset omniglot` end to end with tiny budgets: training and evaluation on the bundled
 //! rebuild, and clean errors for a bad `--data-file` or one given with MNIST.
 
+mod common;
+
+use common::{gumbolt, num, one_json, stderr};
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn gumbolt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gumbolt"))
-        .args(args)
-        .output()
-        .expect("the gumbolt binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn one_json(args: &[&str]) -> Value {
-    let out = gumbolt(args);
-    assert!(
-        out.status.success(),
-        "gumbolt {args:?} failed: {}",
-        stderr(&out)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "one JSON line expected: {text}");
-    serde_json::from_str(lines[0]).unwrap()
-}
-
-fn num(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("`{key}` is not a number in {v}"))
-}
 
 fn temp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gumbolt-omniglot-{tag}-{}", std::process::id()));

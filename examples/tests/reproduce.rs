@@ -2,26 +2,15 @@
 //! few cells (results, table files, skipping finished cells, recomputing a deleted one, refusing
 //! other settings), sharding, `--report`, and a failing job that does not stop the others.
 
+mod common;
+
+use common::{gumbolt, stderr, stdout};
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Instant;
-
-fn gumbolt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gumbolt"))
-        .args(args)
-        .output()
-        .expect("the gumbolt binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `gumbolt reproduce --dataset mnist --budget smoke --out OUT <extra>`.
 fn reproduce(out: &Path, extra: &[&str]) -> Output {

@@ -10,9 +10,13 @@
 //! checkpoint being replaced (just after the rename). Which iteration a kill lands on depends on
 //! the machine's speed; the test prints what each kill hit. `scripts/sigkill_resume.sh` does the
 //! same from the shell with larger budgets.
+
 #![cfg(unix)]
 
-use gumbolt_models::checkpoint::{self, TensorData};
+mod common;
+
+use common::checkpoint_state;
+use gumbolt_models::checkpoint;
 use gumbolt_models::train::MetricsRecord;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -184,31 +188,9 @@ fn kill_at(child: &mut Child, dir: &Path, trigger: Trigger, wall: f64) -> (bool,
     }
 }
 
-/// The tensors of a checkpoint bit for bit, and its metadata without the wall-clock field.
-/// A tensor: name, shape and the bits of its values.
-type TensorBits = (String, Vec<usize>, Vec<u32>);
-
 /// The deterministic content of a metrics record: iteration, epoch, and the bits of the
 /// objectives and of log Z.
 type RecordKey = (u64, u64, u64, u64, Option<u64>, Option<u64>, u64);
-
-fn checkpoint_state(path: &Path) -> (Vec<TensorBits>, Value) {
-    let raw = checkpoint::read(path).unwrap();
-    let tensors = raw
-        .tensors
-        .iter()
-        .map(|t| {
-            let bits = match &t.data {
-                TensorData::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
-                TensorData::U32(v) => v.clone(),
-            };
-            (t.name.clone(), t.shape.clone(), bits)
-        })
-        .collect();
-    let mut meta = raw.meta;
-    meta.as_object_mut().unwrap().remove("train_seconds");
-    (tensors, meta)
-}
 
 /// The deterministic content of each metrics record (no wall times).
 fn records(path: &Path) -> Vec<RecordKey> {

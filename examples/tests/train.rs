@@ -2,11 +2,13 @@
 //! directory, bit-exact resumption after an interruption and refusal to overwrite a run. Bad
 //! inputs are in the corpus of `bad_input.rs`.
 
-use gumbolt_models::checkpoint::{self, TensorData};
+mod common;
+
+use common::{checkpoint_state, gumbolt, num, one_json, stderr};
+
 use gumbolt_models::train::MetricsRecord;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
 
 /// A tiny but complete run: the `linear` structure, 2 PCD sweeps of 10 chains, monitoring every
 /// 10 iterations on 50 images with k = 2, a checkpoint every 5 iterations.
@@ -31,38 +33,6 @@ const TINY: &[&str] = &[
     "3",
 ];
 
-fn gumbolt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gumbolt"))
-        .args(args)
-        .output()
-        .expect("the gumbolt binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs gumbolt, asserts success and parses every stdout line as JSON.
-fn json_lines(args: &[&str]) -> Vec<Value> {
-    let out = gumbolt(args);
-    assert!(
-        out.status.success(),
-        "gumbolt {args:?} failed: {}",
-        stderr(&out)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON ({e}): {l}")))
-        .collect()
-}
-
-fn one_json(args: &[&str]) -> Value {
-    let v = json_lines(args);
-    assert_eq!(v.len(), 1, "one JSON line expected from {args:?}: {v:?}");
-    v.into_iter().next().unwrap()
-}
-
 /// `gumbolt train <TINY> --iters <iters> --out <dir> <extra>` (quiet), returning its JSON line.
 fn train(dir: &Path, iters: u32, extra: &[&str]) -> Value {
     let iters = iters.to_string();
@@ -71,12 +41,6 @@ fn train(dir: &Path, iters: u32, extra: &[&str]) -> Value {
     args.extend_from_slice(TINY);
     args.extend_from_slice(extra);
     one_json(&args)
-}
-
-fn num(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("`{key}` is not a number in {v}"))
 }
 
 fn records(path: &Path) -> Vec<MetricsRecord> {
@@ -247,25 +211,6 @@ fn gumbolt_nw_uses_the_exact_log_z() {
     assert_eq!(png_size(&run.join("samples.png")), (3 * 56 + 2, 56));
 }
 
-/// The tensors of a checkpoint bit for bit, and its metadata without the wall times.
-fn checkpoint_state(path: &Path) -> (Vec<(String, Vec<u32>)>, Value) {
-    let raw = checkpoint::read(path).unwrap();
-    let tensors = raw
-        .tensors
-        .iter()
-        .map(|t| {
-            let bits = match &t.data {
-                TensorData::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
-                TensorData::U32(v) => v.clone(),
-            };
-            (t.name.clone(), bits)
-        })
-        .collect();
-    let mut meta = raw.meta;
-    meta.as_object_mut().unwrap().remove("train_seconds");
-    (tensors, meta)
-}
-
 #[test]
 fn resume_after_interruption_matches_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -300,8 +245,8 @@ fn resume_after_interruption_matches_an_uninterrupted_run() {
     let (ta, ma) = checkpoint_state(&a.join("checkpoint.ckpt"));
     let (tb, mb) = checkpoint_state(&b.join("checkpoint.ckpt"));
     assert_eq!(ta.len(), tb.len());
-    for ((na, va), (nb, vb)) in ta.iter().zip(&tb) {
-        assert_eq!(na, nb);
+    for ((na, sa, va), (nb, sb, vb)) in ta.iter().zip(&tb) {
+        assert_eq!((na, sa), (nb, sb));
         assert!(va == vb, "tensor {na} differs after resuming");
     }
     assert_eq!(ma, mb);
@@ -345,7 +290,7 @@ fn threads_do_not_change_training() {
     assert_eq!(a["final"], b["final"]);
     let (ta, ma) = checkpoint_state(&one.join("checkpoint.ckpt"));
     let (tb, mb) = checkpoint_state(&three.join("checkpoint.ckpt"));
-    assert!(ta.iter().any(|(name, _)| name == "pcd.chains"));
+    assert!(ta.iter().any(|(name, _, _)| name == "pcd.chains"));
     assert_eq!(ta, tb);
     assert_eq!(ma, mb);
 }

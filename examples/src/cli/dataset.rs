@@ -82,6 +82,28 @@ impl Source {
 }
 
 /// The label of results on `dataset` from `source` (config.json, eval.json, plot titles).
+/// `--data-file` (the original OMNIGLOT's `chardata.mat`) is refused with MNIST: a usage error
+/// of subcommand `sub`.
+pub(crate) fn check_data_file(
+    sub: &str,
+    dataset: DatasetArg,
+    data_file: Option<&Path>,
+) -> Result<()> {
+    if dataset == DatasetArg::Mnist
+        && let Some(f) = data_file
+    {
+        return Err(super::usage_error(
+            sub,
+            format!(
+                "--data-file {} is for --dataset omniglot (chardata.mat); MNIST is read from \
+                 --data-dir",
+                f.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn label(dataset: DatasetArg, source: &Source) -> &'static str {
     match (dataset, source) {
         (DatasetArg::Mnist, _) => "MNIST",

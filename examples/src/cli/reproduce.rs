@@ -532,18 +532,7 @@ pub(crate) fn run(args: ReproduceArgs) -> Result<()> {
     let table = args.table;
     let budget = args.budget.settings();
     let seeds = args.seeds.unwrap_or(budget.seeds);
-    if args.dataset == DatasetArg::Mnist
-        && let Some(f) = &args.data_file
-    {
-        return Err(usage_error(
-            SUB,
-            format!(
-                "--data-file {} is for --dataset omniglot (chardata.mat); MNIST is read from \
-                 --data-dir",
-                f.display()
-            ),
-        ));
-    }
+    dataset::check_data_file(SUB, args.dataset, args.data_file.as_deref())?;
     let cells = selected_cells(&args)?;
     let source = Source::of(args.data_dir.as_deref(), args.data_file.as_deref());
     let settings = settings_of(&args, &source);

@@ -560,23 +560,6 @@ fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> 
     ))
 }
 
-/// `--data-file` is for OMNIGLOT only.
-fn check_data_options(args: &TrainArgs, dataset: DatasetArg) -> Result<()> {
-    if dataset == DatasetArg::Mnist
-        && let Some(f) = &args.data_file
-    {
-        return Err(usage_error(
-            SUB,
-            format!(
-                "--data-file {} is for --dataset omniglot (chardata.mat); MNIST is read from \
-                 --data-dir",
-                f.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Runs `gumbolt train`.
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let t_start = Instant::now();
@@ -599,7 +582,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         .iters
         .ok_or_else(|| usage_error(SUB, "--iters is required for a new run"))?;
     let dataset = args.dataset.unwrap_or(DatasetArg::Mnist);
-    check_data_options(&args, dataset)?;
+    dataset::check_data_file(SUB, dataset, args.data_file.as_deref())?;
     let model_arg = args.model.unwrap_or(ModelArg::Gumbolt);
     let kind = model_arg.kind();
     if kind == Kind::Nw && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
@@ -727,7 +710,7 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         ));
     }
     let dataset = run_dataset;
-    check_data_options(&args, dataset)?;
+    dataset::check_data_file(SUB, dataset, args.data_file.as_deref())?;
     let source = if args.data_dir.is_some() || args.data_file.is_some() {
         Source::of(args.data_dir.as_deref(), args.data_file.as_deref())
     } else {
