@@ -13,6 +13,7 @@
 //!   sigmoid/exp kernels.
 //! - [`linalg`]: GEMM helpers that always reach `matrixmultiply` (never nalgebra's slow
 //!   transposed products).
+//! - [`fpmode`]: flush-to-zero of subnormal floats on every computing thread.
 //! - [`rng`]: reproducible, non-overlapping RNG streams (one per chain or replica).
 //! - [`exact`]: exact `log Z` and marginals of any prior by enumeration (tests, small models).
 //!
@@ -21,6 +22,7 @@
 
 pub mod error;
 pub mod exact;
+pub mod fpmode;
 pub mod linalg;
 pub mod numerics;
 pub mod posterior;

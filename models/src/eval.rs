@@ -355,6 +355,7 @@ where
             let mut m = model.clone();
             let (next, stop) = (&next, &stop);
             s.spawn(move || {
+                gumbolt_core::fpmode::enable_flush_to_zero();
                 let mut idx = Vec::with_capacity(per);
                 let mut x = Mat::zeros(0, 0);
                 while !stop.load(Ordering::Relaxed) {

@@ -175,6 +175,7 @@ pub(crate) fn enumerate(h_e: &[f64], h_o: &[f64], u: &[f64], level: Level) -> Mo
                     let p = &p;
                     let bounds = &bounds;
                     scope.spawn(move || {
+                        gumbolt_core::fpmode::enable_flush_to_zero();
                         bounds
                             .iter()
                             .enumerate()

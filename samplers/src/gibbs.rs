@@ -185,6 +185,7 @@ impl BlockGibbs {
 
     /// `sweeps` sweeps.
     pub fn run<P: BlockConditionals + ?Sized>(&mut self, prior: &P, sweeps: usize) {
+        let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         for _ in 0..sweeps {
             self.sweep(prior);
         }

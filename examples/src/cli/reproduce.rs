@@ -183,6 +183,11 @@ pub(crate) struct ReproduceArgs {
     #[arg(long, value_name = "M,..", value_enum, value_delimiter = ',')]
     models: Vec<ModelArg>,
 
+    /// Only the columns with these numbers of importance samples, comma-separated (with
+    /// --models gumbolt --k 1: the GumBolt k = 1 column alone) [default: all of the table's].
+    #[arg(long = "k", value_name = "K,..", value_delimiter = ',', value_parser = int_at_least::<1>)]
+    ks: Vec<usize>,
+
     /// Training iterations instead of the budget's (recorded in the results).
     #[arg(long, value_name = "T", value_parser = parse_iters)]
     iters: Option<u64>,
@@ -678,11 +683,31 @@ fn selected_cells(args: &ReproduceArgs) -> Result<Vec<Cell>> {
             ));
         }
     }
+    for &k in &args.ks {
+        let selected = |c: &&Column| args.models.is_empty() || args.models.contains(&c.model);
+        if !table.columns().iter().filter(selected).any(|c| c.k == k) {
+            return Err(usage_error(
+                SUB,
+                format!(
+                    "invalid value for --k: Table {n} has no column with k = {k} among the \
+                     selected models; its columns' k: {}",
+                    table
+                        .columns()
+                        .iter()
+                        .filter(selected)
+                        .map(|c| format!("{} k={}", c.model.name(), c.k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
     Ok(table
         .cells(args.dataset)
         .into_iter()
         .filter(|c| args.structures.is_empty() || args.structures.contains(&c.structure))
         .filter(|c| args.models.is_empty() || args.models.contains(&c.column.model))
+        .filter(|c| args.ks.is_empty() || args.ks.contains(&c.column.k))
         .collect())
 }
 
@@ -900,7 +925,10 @@ fn run_jobs(ctx: &Ctx<'_>, jobs: &[Job]) -> Vec<(String, String)> {
                 std::thread::Builder::new()
                     .name(format!("reproduce-{w}"))
                     .stack_size(8 << 20)
-                    .spawn_scoped(s, worker)
+                    .spawn_scoped(s, || {
+                        gumbolt_core::fpmode::enable_flush_to_zero();
+                        worker()
+                    })
                     .expect("a worker thread starts");
             }
         });

@@ -822,6 +822,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// phase.
     pub fn loss_and_grad(&mut self, x: &Mat, noise: &Noise, beta: f64) -> Result<LossParts> {
         self.check_batch(x, "GumBolt::loss_and_grad")?;
+        let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::loss_and_grad")?;
         let mut clock = Clock::new(self.timing.is_some());
         let parts = self.loss_and_grad_impl(x, noise, k, beta, &mut clock);
@@ -1119,6 +1120,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// loss is not finite (the parameters are then left unchanged).
     pub fn train_step(&mut self, x: &Mat, iteration: u64) -> Result<StepStats> {
         self.check_batch(x, "GumBolt::train_step")?;
+        let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.config.k;
         let beta = self.config.train.kl_beta(iteration);
         let lr = self.config.train.learning_rate(iteration);
@@ -1172,6 +1174,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// [`ModelError::Shape`] for a batch or noise of the wrong shape.
     pub fn discrete_objective(&mut self, x: &Mat, noise: &Noise, log_z: f64) -> Result<Vec<f64>> {
         self.check_batch(x, "GumBolt::discrete_objective")?;
+        let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::discrete_objective")?;
         self.forward(
             x,
@@ -1203,6 +1206,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     ) -> Result<Vec<f64>> {
         let relax = GumbelRelaxation::new(tau)?;
         self.check_batch(x, "GumBolt::relaxed_objective")?;
+        let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::relaxed_objective")?;
         self.forward(
             x,
@@ -1257,6 +1261,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         rng: &mut R,
     ) -> Result<IwEstimate> {
         self.check_batch(x, "GumBolt::estimate_log_likelihood")?;
+        let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         ensure(samples >= 1, "samples", || "must be at least 1".into())?;
         ensure(chunk >= 1, "chunk", || "must be at least 1".into())?;
         let b = x.nrows();

@@ -544,11 +544,19 @@ impl<P: BlockConditionals + ?Sized> AnnealCtx<'_, P> {
             }
         };
         let mut reporter = Reporter::new_at(progress, Phase::Annealing, done0, goal);
+        let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         std::thread::scope(|scope| {
             let mut lists = per_worker.into_iter();
             let mine = lists.next().expect("at least one worker");
             let work = &work;
-            let handles: Vec<_> = lists.map(|l| scope.spawn(move || work(l, None))).collect();
+            let handles: Vec<_> = lists
+                .map(|l| {
+                    scope.spawn(move || {
+                        gumbolt_core::fpmode::enable_flush_to_zero();
+                        work(l, None)
+                    })
+                })
+                .collect();
             work(mine, Some(&mut |d| reporter.tick(d)));
             for h in handles {
                 if let Err(e) = h.join() {

@@ -358,12 +358,18 @@ fn run_shards<F>(shards: &mut [Shard], progress: &mut dyn FnMut(Progress), f: F)
 where
     F: Fn(&mut Shard, Option<&mut dyn FnMut(Progress)>) + Sync,
 {
+    let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
     std::thread::scope(|scope| {
         let (first, rest) = shards.split_first_mut().expect("at least one shard");
         let f = &f;
         let handles: Vec<_> = rest
             .iter_mut()
-            .map(|sh| scope.spawn(move || f(sh, None)))
+            .map(|sh| {
+                scope.spawn(move || {
+                    gumbolt_core::fpmode::enable_flush_to_zero();
+                    f(sh, None)
+                })
+            })
             .collect();
         f(first, Some(progress));
         for h in handles {

@@ -39,6 +39,7 @@ impl StepPool {
             let built = rayon::ThreadPoolBuilder::new()
                 .num_threads(self.threads)
                 .thread_name(|i| format!("gumbolt-step-{i}"))
+                .start_handler(gumbolt_core::fpmode::ftz_start_handler)
                 .build();
             match built {
                 Ok(pool) => self.pool = Some(Arc::new(pool)),
