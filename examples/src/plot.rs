@@ -127,6 +127,29 @@ pub fn learning_curves(
     y_label: &str,
     path: impl AsRef<Path>,
 ) -> Result<(), PlotError> {
+    learning_curves_with_marks(series, &[], title, y_label, path)
+}
+
+/// A vertical mark of a [`learning_curves_with_marks`] chart: an event of the training schedule
+/// at iteration `x` (e.g. a learning-rate drop, the end of KL annealing), labelled at the top.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// The iteration.
+    pub x: f64,
+    /// A short label drawn beside the top of the line.
+    pub label: String,
+}
+
+/// [`learning_curves`] with dashed grey vertical lines at `marks` (those outside the series'
+/// iteration range are left out), so that kinks caused by the schedule read as such (GB
+/// Fig. 2b: "the abrupt changes are caused by stepwise annealing of the learning rate").
+pub fn learning_curves_with_marks(
+    series: &[Series],
+    marks: &[Mark],
+    title: &str,
+    y_label: &str,
+    path: impl AsRef<Path>,
+) -> Result<(), PlotError> {
     let path = path.as_ref();
     let clean: Vec<Vec<(f64, f64)>> = series
         .iter()
@@ -190,6 +213,25 @@ pub fn learning_curves(
             y_range,
         );
 
+        let grey = RGBColor(150, 150, 150);
+        for m in marks
+            .iter()
+            .filter(|m| m.x.is_finite() && m.x >= x_range.0 && m.x <= x_range.1)
+        {
+            chart.draw_series(DashedLineSeries::new(
+                [(m.x, y_range.0), (m.x, y_range.1)],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))?;
+            chart.draw_series(std::iter::once(Text::new(
+                m.label.clone(),
+                (m.x, y_range.1),
+                TextStyle::from((FONT, 13).into_font())
+                    .color(&RGBColor(110, 110, 110))
+                    .pos(Pos::new(HPos::Left, VPos::Top)),
+            )))?;
+        }
         for (i, (pts, label)) in clean.iter().zip(&labels).enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let line = color.stroke_width(2);

@@ -2,7 +2,7 @@
 //! checked for size, content (the grid pixel for pixel, charts for drawn curves and text), and
 //! clean errors.
 
-use gumbolt_examples::plot::{self, CHART_HEIGHT, CHART_WIDTH, PlotError, Series};
+use gumbolt_examples::plot::{self, CHART_HEIGHT, CHART_WIDTH, Mark, PlotError, Series};
 use image::{Rgb, RgbImage};
 use std::path::Path;
 
@@ -83,6 +83,59 @@ fn learning_curves_draw_each_series() {
     // No temporary file is left next to the output.
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1);
+}
+
+#[test]
+fn schedule_marks_are_dashed_vertical_lines_inside_the_range() {
+    const MARK_GREY: Rgb<u8> = Rgb([150, 150, 150]);
+    let dir = tempfile::tempdir().unwrap();
+    let series = [Series::new("F_tr", nll_curve(200, 0.0))];
+    let plain = dir.path().join("plain.png");
+    plot::learning_curves(&series, "no marks", "nats", &plain).unwrap();
+    assert_eq!(count(&assert_chart(&plain), MARK_GREY), 0);
+
+    // The curve spans iterations 0..199 000: two marks inside, one outside (left out).
+    let marks = |xs: &[f64]| -> Vec<Mark> {
+        xs.iter()
+            .map(|&x| Mark {
+                x,
+                label: "lr".into(),
+            })
+            .collect()
+    };
+    let one = dir.path().join("one.png");
+    let two = dir.path().join("two.png");
+    plot::learning_curves_with_marks(&series, &marks(&[60_000.0]), "1", "nats", &one).unwrap();
+    plot::learning_curves_with_marks(
+        &series,
+        &marks(&[60_000.0, 150_000.0, 5e6]),
+        "2",
+        "nats",
+        &two,
+    )
+    .unwrap();
+    let (n1, n2) = (
+        count(&assert_chart(&one), MARK_GREY),
+        count(&assert_chart(&two), MARK_GREY),
+    );
+    // A dashed line over the plot's height: 6 of every 10 pixels drawn.
+    assert!(n1 > 150, "one mark: {n1} grey pixels");
+    let ratio = n2 as f64 / n1 as f64;
+    assert!(
+        (1.8..2.2).contains(&ratio),
+        "two marks: {n2} vs {n1} grey pixels"
+    );
+    // Vertical: the grey pixels of one mark sit in one or two columns.
+    let img = open_rgb(&one);
+    let mut columns: Vec<u32> = img
+        .enumerate_pixels()
+        .filter(|&(_, _, p)| *p == MARK_GREY)
+        .map(|(x, _, _)| x)
+        .collect();
+    columns.dedup();
+    columns.sort_unstable();
+    columns.dedup();
+    assert!(columns.len() <= 2, "grey columns {columns:?}");
 }
 
 #[test]

@@ -107,6 +107,33 @@ impl BlockGibbs {
         }
     }
 
+    /// Gives the chains the RNG streams that [`BlockGibbs::new`] with `seed` would leave them
+    /// after drawing its initial state, and β = 1, keeping the current state: the same chains as
+    /// a fresh sampler whose state was then overwritten with this one, without reallocating
+    /// anything (PCD reseeds its chains every training iteration, so that a resumed run
+    /// continues bit-exactly).
+    ///
+    /// ```
+    /// use gumbolt_samplers::BlockGibbs;
+    /// let mut a = BlockGibbs::new(3, 4, 40, 1).unwrap();
+    /// let mut b = BlockGibbs::new(3, 4, 40, 7).unwrap();
+    /// b.state_mut().copy_from(a.state());
+    /// a.reseed(7);
+    /// assert_eq!(a.state(), b.state());
+    /// ```
+    pub fn reseed(&mut self, seed: u64) {
+        let chains = self.chains();
+        let mut rngs = streams(seed, self.rngs.len());
+        // `with_streams` draws the [C, n1 + n2] initial state column by column; each column's
+        // draws depend only on the streams, so skipping them in blocks of columns is the same.
+        for cols in [self.n1, self.n2] {
+            let u = &mut self.uniforms[..chains * cols];
+            kernels::fill_uniform_block(&mut rngs, &self.groups, chains, u);
+        }
+        self.rngs = rngs;
+        self.beta.fill(1.0);
+    }
+
     /// Like [`BlockGibbs::new`] with the block sizes of `prior`.
     pub fn for_prior<P: BlockConditionals + ?Sized>(
         prior: &P,

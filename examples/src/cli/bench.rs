@@ -128,6 +128,13 @@ struct BenchResult {
     /// Mean seconds per training step.
     sec_per_iter_mean: f64,
     sec_per_iter_min: f64,
+    /// Median seconds per step over the first third of the timed iterations.
+    sec_per_iter_first_third: f64,
+    /// Median seconds per step over the last third of the timed iterations.
+    sec_per_iter_last_third: f64,
+    /// `last_third / first_third − 1`: a slow-down that sets in during the run (e.g. subnormal
+    /// floats once the weights have moved) shows here; the medians are robust to a few outliers.
+    drift: f64,
     /// Sum of the phases' mean seconds per iteration (≤ `sec_per_iter_mean`).
     phase_sum_sec_per_iter: f64,
     phases: Phases,
@@ -190,6 +197,15 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Medians of the first and of the last third of `secs` (in timing order); with fewer than
+/// three timings, both thirds are the whole list.
+fn drift_medians(secs: &[f64]) -> (f64, f64) {
+    let third = (secs.len() / 3).max(1).min(secs.len());
+    let mut first = secs[..third].to_vec();
+    let mut last = secs[secs.len() - third..].to_vec();
+    (median(&mut first), median(&mut last))
+}
+
 /// Runs `gumbolt bench`.
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let env_threads = std::env::var("MATMUL_NUM_THREADS").ok();
@@ -245,6 +261,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let iters = args.iters as f64;
     let mean = secs.iter().sum::<f64>() / iters;
     let min = secs.iter().copied().fold(f64::INFINITY, f64::min);
+    let (first, last) = drift_medians(&secs);
     let med = median(&mut secs);
 
     let (f_pcd, f_enc, f_dec, f_prior) = flops(&mc, &args);
@@ -272,6 +289,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         sec_per_iter: med,
         sec_per_iter_mean: mean,
         sec_per_iter_min: min,
+        sec_per_iter_first_third: first,
+        sec_per_iter_last_third: last,
+        drift: last / first - 1.0,
         phase_sum_sec_per_iter: times.total() / iters,
         phases: Phases {
             negative_phase: phase(times.negative_phase, Some(f_pcd)),
@@ -315,6 +335,13 @@ fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<
     )?;
     writeln!(
         w,
+        "drift: first third {:.4}, last third {:.4} (median s/iteration, {:+.1} %)",
+        r.sec_per_iter_first_third,
+        r.sec_per_iter_last_third,
+        100.0 * r.drift
+    )?;
+    writeln!(
+        w,
         "{:<15} {:>12} {:>8} {:>10} {:>9}",
         "phase", "ms/iter", "share", "GFLOP/it", "GFLOP/s"
     )?;
@@ -345,4 +372,20 @@ fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<
         100.0 * r.gflops / r.peak_gflops_single_core_f32,
         r.peak_gflops_single_core_f32
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drift_medians;
+
+    #[test]
+    fn drift_medians_split_thirds_in_timing_order() {
+        // A run that slows down 3× after its first third: the drift is visible however the
+        // overall median falls.
+        let secs: Vec<f64> = (0..30).map(|i| if i < 10 { 0.02 } else { 0.06 }).collect();
+        assert_eq!(drift_medians(&secs), (0.02, 0.06));
+        let steady = [0.05, 0.01, 0.03, 0.02, 0.04, 0.03];
+        assert_eq!(drift_medians(&steady), (0.03, 0.035));
+        assert_eq!(drift_medians(&[0.5]), (0.5, 0.5));
+    }
 }

@@ -106,8 +106,9 @@ impl BudgetArg {
             // monitoring took 9.6 s of an 11 s smoke run (k = 20, `~`).
             BudgetArg::Smoke => b(30, 10, 10, Some(500), 1, 1),
             BudgetArg::Short => b(5000, 200, 500, None, 1, 20),
-            BudgetArg::Long => b(100_000, 200, 1000, None, 3, 20),
-            BudgetArg::Paper => b(1_000_000, 200, 4000, None, 5, 20),
+            // Long runs: 50 records, so the learning curves read like GB Fig. 2b.
+            BudgetArg::Long => b(100_000, 200, 1000, None, 3, 50),
+            BudgetArg::Paper => b(1_000_000, 200, 4000, None, 5, 50),
         }
     }
 }
@@ -118,6 +119,67 @@ pub(crate) struct Shard {
     /// 1-based.
     index: usize,
     count: usize,
+}
+
+/// `--shard`: a fixed `I/N`, or `auto` (taken from the cluster's job-array variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShardArg {
+    Fixed(Shard),
+    Auto,
+}
+
+fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {
+    if s.trim() == "auto" {
+        Ok(ShardArg::Auto)
+    } else {
+        parse_shard(s).map(ShardArg::Fixed)
+    }
+}
+
+/// The shard of this task of a job array: Slurm's `SLURM_ARRAY_TASK_ID`,
+/// `SLURM_ARRAY_TASK_MIN` and `SLURM_ARRAY_TASK_COUNT` (an array `--array=A-B` with step 1:
+/// shard `ID − MIN + 1` of `COUNT`), or a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`
+/// (0-based) with the shard count in `GUMBOLT_SHARD_COUNT`. `var` reads the environment.
+fn shard_from_env(var: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
+    let num =
+        |name: &str| -> Result<Option<usize>, String> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => v.trim().parse::<usize>().map(Some).map_err(|_| {
+                    format!("--shard auto: {name}={v:?} is not a non-negative integer")
+                }),
+            }
+        };
+    let (index, count, what) = if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
+        let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+        let count = num("SLURM_ARRAY_TASK_COUNT")?
+            .ok_or("--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?;
+        if id < min {
+            return Err(format!(
+                "--shard auto: SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}"
+            ));
+        }
+        (id - min + 1, count, "Slurm array task")
+    } else if let Some(i) = num("JOB_COMPLETION_INDEX")? {
+        let count = num("GUMBOLT_SHARD_COUNT")?.ok_or(
+            "--shard auto: JOB_COMPLETION_INDEX is set but GUMBOLT_SHARD_COUNT (the number of \
+             completions) is not",
+        )?;
+        (i + 1, count, "indexed job")
+    } else {
+        return Err(
+            "--shard auto: not in a job array (neither SLURM_ARRAY_TASK_ID nor \
+                    JOB_COMPLETION_INDEX is set); give --shard I/N instead"
+                .into(),
+        );
+    };
+    if count == 0 || index > count {
+        return Err(format!(
+            "--shard auto: {what} {index} of {count}: the array's indices must be one \
+             contiguous range with step 1 (e.g. --array=1-4)"
+        ));
+    }
+    Ok(Shard { index, count })
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {
@@ -168,9 +230,12 @@ pub(crate) struct ReproduceArgs {
     jobs: usize,
 
     /// Run only the jobs whose index in the job list is I−1 modulo N (1 ≤ I ≤ N), to spread a
-    /// reproduction over machines; every shard must be given the same other options.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    shard: Option<Shard>,
+    /// reproduction over machines; every shard must be given the same other options. `auto`
+    /// takes I and N from a Slurm job array (SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN + 1 of
+    /// SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX + 1 of
+    /// GUMBOLT_SHARD_COUNT).
+    #[arg(long, value_name = "I/N|auto", value_parser = parse_shard_arg)]
+    shard: Option<ShardArg>,
 
     /// Only these rows (structures), comma-separated: linear (-), nonlinear (~), linear2 (--),
     /// nonlinear2 (~~) [default: all of the table's].
@@ -577,7 +642,14 @@ pub(crate) fn run(args: ReproduceArgs) -> Result<()> {
     let all: Vec<Job> = (0..seeds as u64)
         .flat_map(|seed| cells.iter().map(move |&cell| Job { cell, seed }))
         .collect();
-    let mine: Vec<Job> = match args.shard {
+    let shard = match args.shard {
+        None => None,
+        Some(ShardArg::Fixed(s)) => Some(s),
+        Some(ShardArg::Auto) => {
+            Some(shard_from_env(|name| std::env::var(name).ok()).map_err(|e| usage_error(SUB, e))?)
+        }
+    };
+    let mine: Vec<Job> = match shard {
         Some(s) => all
             .into_iter()
             .enumerate()
@@ -594,7 +666,7 @@ pub(crate) fn run(args: ReproduceArgs) -> Result<()> {
 
     let mut failed: Vec<(String, String)> = Vec::new();
     if !args.report {
-        let shard = args.shard.map_or(String::new(), |s| {
+        let shard = shard.map_or(String::new(), |s| {
             format!(" (shard {}/{})", s.index, s.count)
         });
         log(
@@ -1017,6 +1089,10 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
             t.pcd_chains = Some(s.pcd_chains);
         }
         t.monitor_records = Some(s.monitor_records);
+        // Long runs checkpoint every 1 % (a stopped job loses at most that much work).
+        if s.iters >= 100_000 {
+            t.checkpoint_every = Some(s.iters / 100);
+        }
         t.no_stdout = true;
         // Concurrent jobs share the cores.
         t.threads = Some((super::cores() / ctx.args.jobs).max(1));
@@ -1476,6 +1552,64 @@ fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_auto_reads_job_arrays() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let slurm = env(&[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]);
+        assert_eq!(shard_from_env(slurm), Ok(Shard { index: 4, count: 4 }));
+        let from_one = env(&[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]);
+        assert_eq!(shard_from_env(from_one), Ok(Shard { index: 1, count: 4 }));
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "0"), ("GUMBOLT_SHARD_COUNT", "2")]);
+        assert_eq!(shard_from_env(k8s), Ok(Shard { index: 1, count: 2 }));
+        // A stepped array (--array=1-7:2) cannot be mapped onto contiguous shards.
+        let stepped = env(&[
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]);
+        assert!(shard_from_env(stepped).unwrap_err().contains("contiguous"));
+        assert!(
+            shard_from_env(env(&[]))
+                .unwrap_err()
+                .contains("--shard I/N")
+        );
+        let bad = env(&[
+            ("SLURM_ARRAY_TASK_ID", "x"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ]);
+        assert!(
+            shard_from_env(bad)
+                .unwrap_err()
+                .contains("SLURM_ARRAY_TASK_ID=\"x\"")
+        );
+        let no_count = env(&[("JOB_COMPLETION_INDEX", "1")]);
+        assert!(
+            shard_from_env(no_count)
+                .unwrap_err()
+                .contains("GUMBOLT_SHARD_COUNT")
+        );
+        assert_eq!(parse_shard_arg("auto"), Ok(ShardArg::Auto));
+        assert_eq!(
+            parse_shard_arg("2/3"),
+            Ok(ShardArg::Fixed(Shard { index: 2, count: 3 }))
+        );
+    }
 
     #[test]
     fn shards_parse_and_validate() {

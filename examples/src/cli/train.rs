@@ -1123,21 +1123,35 @@ fn write_learning_curves(
             .map(|r| (r.iteration as f64, f(r).map_or(f64::NAN, |v| -v)))
             .collect()
     };
+    // GB Fig. 2b's notation: F (Eq. 9, relaxed) and L (discrete) on training ("tr") and
+    // validation ("val") images.
     let series = vec![
         Series::new(
-            format!("train −F_{k} (relaxed, τ = {})", fmt_tau(tau)),
+            format!("−F_tr (Eq. 9, τ = {}, k = {k})", fmt_tau(tau)),
             pts(&|r| Some(r.train_relaxed)),
         ),
         Series::new(
-            format!("train −L_{k} (discrete)"),
+            format!("−L_tr (discrete, k = {k})"),
             pts(&|r| Some(r.train_discrete)),
         ),
-        Series::new(format!("valid −F_{k} (relaxed)"), pts(&|r| r.valid_relaxed)),
-        Series::new(
-            format!("valid −L_{k} (discrete)"),
-            pts(&|r| r.valid_discrete),
-        ),
+        Series::new(format!("−F_val (k = {k})"), pts(&|r| r.valid_relaxed)),
+        Series::new(format!("−L_val (k = {k})"), pts(&|r| r.valid_discrete)),
     ];
+    // The schedule's events, where the curves' kinks come from.
+    let total = mc.train.total_iterations as f64;
+    let mut marks = Vec::new();
+    if mc.train.kl_warmup_fraction > 0.0 {
+        marks.push(plot::Mark {
+            x: mc.train.kl_warmup_fraction * total,
+            label: "β = 1".into(),
+        });
+    }
+    for &(f, m) in &mc.train.lr.milestones {
+        marks.push(plot::Mark {
+            x: f * total,
+            label: format!("lr ×{m:.3}"),
+        });
+    }
     let title = format!(
         "{model}, {} ({}), k = {}: k = {k} objectives on {data_label}",
         mc.structure.name(),
@@ -1145,8 +1159,9 @@ fn write_learning_curves(
         mc.k
     );
     let path = dir.file(CURVES);
-    plot::learning_curves(
+    plot::learning_curves_with_marks(
         &series,
+        &marks,
         &title,
         "−objective (nats; −L_k bounds the NLL)",
         &path,

@@ -5,7 +5,7 @@ use gumbolt_core::Mat;
 use gumbolt_core::Sampler;
 use gumbolt_core::prior::{BlockConditionals, ExactPartition};
 use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::{BlockGibbs, Pcd, PcdConfig};
+use gumbolt_samplers::{Pcd, PcdConfig};
 
 use crate::checkpoint::{CheckpointError, RawCheckpoint, Tensor};
 use crate::gumbolt::{
@@ -124,10 +124,8 @@ fn reseed_chains(pcd: &mut Pcd, state: &Mat, iteration: u64) -> Result<(), Strin
             n1 + n2
         ));
     }
-    let mut fresh = BlockGibbs::new(n1, n2, cfg.chains, pcd_stream_seed(cfg.seed, iteration))
-        .map_err(|e| e.to_string())?;
-    fresh.state_mut().copy_from(state);
-    *g = fresh;
+    g.state_mut().copy_from(state);
+    g.reseed(pcd_stream_seed(cfg.seed, iteration));
     Ok(())
 }
 
@@ -151,9 +149,10 @@ impl<P: BlockConditionals + gumbolt_core::prior::EnergyParamGradient + 'static>
     /// chains exist (the first iteration of a fresh run) nothing happens: the sampler creates
     /// them Bernoulli(0.5) from its own seed.
     fn begin_iteration(&mut self, _prior: &P, iteration: u64) {
-        let pcd = self.sampler_mut();
-        if let Some(state) = pcd.chains().map(|g| g.state().clone()) {
-            reseed_chains(pcd, &state, iteration).expect("chains of the sampler's own shape");
+        // In place: no copy of the chains and no new buffers in the training loop.
+        let seed = pcd_stream_seed(self.sampler().config().seed, iteration);
+        if let Some(g) = self.sampler_mut().chains_mut() {
+            g.reseed(seed);
         }
     }
 
