@@ -76,6 +76,16 @@ pub const DATA_DIR_ENV: &str = "GUMBOLT_DATA_DIR";
 /// Errors of the data loaders. Each names the file; line and value numbers are 1-based.
 #[derive(Debug, Error)]
 pub enum DataError {
+    /// No data root was found (see [`data_dir_candidates`]).
+    #[error(
+        "the bundled data directory was not found (searched {}); set {DATA_DIR_ENV} or pass \
+         --data-dir",
+        display_paths(.tried)
+    )]
+    DataDirNotFound {
+        /// Every directory searched.
+        tried: Vec<PathBuf>,
+    },
     /// None of the candidate files exists.
     #[error("data file not found (tried {})", display_paths(.tried))]
     Missing {
@@ -544,21 +554,71 @@ pub struct MnistSplits {
     pub test: Dataset,
 }
 
-/// The workspace's data root: `$GUMBOLT_DATA_DIR` if set (and non-empty), otherwise the
-/// `data/` directory of the workspace this crate was built in
-/// (`env!("CARGO_MANIFEST_DIR")/../data`).
-pub fn data_dir() -> PathBuf {
-    match std::env::var_os(DATA_DIR_ENV) {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => {
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-            manifest
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| manifest.join(".."))
-                .join("data")
-        }
+/// The places searched for the data root, in order (see [`data_dir`]).
+///
+/// `$GUMBOLT_DATA_DIR` alone when it is set (and non-empty); otherwise `data/` in the
+/// directory of the running executable and in each of its ancestors (so `target/release/gumbolt`
+/// and the test binaries under `target/` of a checkout find the checkout's `data/`, and an
+/// installed `bin/gumbolt` finds `share/../data` beside it), then `data/` in the working
+/// directory and each of its ancestors. Nothing is compiled in: a binary copied elsewhere looks
+/// around itself and where it is run.
+pub fn data_dir_candidates() -> Vec<PathBuf> {
+    if let Some(d) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(d)];
     }
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut push_ancestors = |start: &Path| {
+        for dir in start.ancestors() {
+            let cand = dir.join("data");
+            if !out.contains(&cand) {
+                out.push(cand);
+            }
+        }
+    };
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        push_ancestors(dir);
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        push_ancestors(&cwd);
+    }
+    out
+}
+
+/// Whether `dir` looks like gumbolt's data root: it holds `binarized_mnist/` or
+/// `omniglot_rebuilt/`.
+fn is_data_root(dir: &Path) -> bool {
+    dir.join("binarized_mnist").is_dir() || dir.join("omniglot_rebuilt").is_dir()
+}
+
+/// The data root, found at run time: the first of [`data_dir_candidates`] that holds
+/// `binarized_mnist/` or `omniglot_rebuilt/` (with `$GUMBOLT_DATA_DIR` set, that directory
+/// whatever it holds).
+///
+/// # Errors
+/// [`DataError::DataDirNotFound`] listing every place searched.
+pub fn find_data_dir() -> std::result::Result<PathBuf, DataError> {
+    let tried = data_dir_candidates();
+    if std::env::var_os(DATA_DIR_ENV).is_some_and(|d| !d.is_empty()) {
+        return Ok(tried[0].clone());
+    }
+    tried
+        .iter()
+        .find(|d| is_data_root(d))
+        .cloned()
+        .ok_or(DataError::DataDirNotFound { tried })
+}
+
+/// Like [`find_data_dir`], but infallible: when no data root is found, the first candidate
+/// (whose loaders then report the missing files, naming the paths).
+pub fn data_dir() -> PathBuf {
+    find_data_dir().unwrap_or_else(|_| {
+        data_dir_candidates()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| PathBuf::from("data"))
+    })
 }
 
 /// The directory of the bundled binarised MNIST: `data_dir()/binarized_mnist` (overridable

@@ -6,8 +6,8 @@
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use gumbolt_models::data::{
-    AmatSpec, Dataset, MNIST_SPLIT_SIZES, OmniglotSplits, binarized_mnist_dir, load_amat,
-    load_binarized_mnist, load_omniglot_mat, load_omniglot_rebuilt, omniglot_rebuilt_dir,
+    AmatSpec, Dataset, MNIST_SPLIT_SIZES, OmniglotSplits, find_data_dir, load_amat,
+    load_binarized_mnist, load_omniglot_mat, load_omniglot_rebuilt,
 };
 use gumbolt_models::train::TrainImages;
 use std::path::{Path, PathBuf};
@@ -128,7 +128,7 @@ impl TrainData {
 fn load_omniglot(source: &Source) -> Result<OmniglotSplits> {
     match source {
         Source::Bundled => {
-            let dir = omniglot_rebuilt_dir();
+            let dir = bundled_dir("omniglot_rebuilt")?;
             load_omniglot_rebuilt(&dir).with_context(|| {
                 format!(
                     "cannot load the bundled OMNIGLOT (rebuilt) from {}",
@@ -147,9 +147,15 @@ fn load_omniglot(source: &Source) -> Result<OmniglotSplits> {
     }
 }
 
+/// `name` under the data root, which is searched for at run time (`GUMBOLT_DATA_DIR`, beside
+/// the executable, the working directory; see `gumbolt_models::data::data_dir_candidates`).
+fn bundled_dir(name: &str) -> Result<PathBuf> {
+    Ok(find_data_dir()?.join(name))
+}
+
 fn mnist_dir(source: &Source) -> Result<(PathBuf, &'static str)> {
     match source {
-        Source::Bundled => Ok((binarized_mnist_dir(), "the bundled data")),
+        Source::Bundled => Ok((bundled_dir("binarized_mnist")?, "the bundled data")),
         Source::Dir(d) => Ok((d.clone(), "--data-dir")),
         Source::File(f) => bail!(
             "--data-file {}: only OMNIGLOT is read from a single file (use --data-dir for MNIST)",
@@ -178,7 +184,7 @@ pub(crate) fn load_train(dataset: DatasetArg, source: &Source, quiet: bool) -> R
         DatasetArg::Omniglot => {
             let s = load_omniglot(source)?;
             let from = match source {
-                Source::Bundled => omniglot_rebuilt_dir(),
+                Source::Bundled => bundled_dir("omniglot_rebuilt")?,
                 Source::Dir(p) | Source::File(p) => p.clone(),
             };
             let test_n = s.test.n();
