@@ -363,11 +363,12 @@ pub(crate) fn respace(
 
 /// The complementary error function and its inverse, from statrs (accurate to double
 /// precision; the Gaussian model of the swap rates only needs a few digits).
-pub(crate) use statrs::function::erf::{erfc, erfc_inv};
+pub(crate) use statrs::function::erf::erfc_inv;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use statrs::function::erf::erfc;
 
     #[test]
     fn erfc_and_inverse() {

@@ -9,6 +9,7 @@
 //! | [`TrainConfig`], [`LrSchedule`] | T, learning-rate decay, KL annealing, Adam | GB §5.1, algorithms §2.3 |
 //! | [`TrainablePrior`], [`PartitionGradient`] | what the model needs of a prior and of its `∇ log Z` | GB Eq. 6 |
 //! | [`Noise`] | the uniform ρ of GB Eq. 2, explicit so losses can be made deterministic | |
+//! | [`SampleCombination`], [`ImportanceWeighted`] | how the k relaxed samples of an image make its objective (a plug-in point for new relaxed objectives) | GB Eq. 9 |
 //!
 //! ```no_run
 //! use gumbolt_models::data::load_bundled_mnist;
@@ -23,12 +24,14 @@
 //! println!("loss {}", stats.parts.loss);
 //! ```
 
+pub mod combination;
 pub mod config;
 pub mod error;
 pub(crate) mod kernels;
 pub mod model;
 pub mod prior;
 
+pub use combination::{ImportanceWeighted, SampleCombination};
 pub use config::{GumBoltConfig, LrSchedule, Objective, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{

@@ -10,6 +10,7 @@ use gumbolt_priors::{FactorialBernoulli, Rbm};
 use gumbolt_samplers::{Pcd, PcdConfig};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Instant;
 
 mod baselines;
@@ -17,6 +18,7 @@ mod pool;
 
 pub use baselines::{NVIL_HIDDEN_UNITS, Nvil};
 
+use super::combination::{ImportanceWeighted, SampleCombination};
 use super::config::{GumBoltConfig, Objective};
 use super::error::{ModelError, Result, ensure};
 use super::kernels::{bernoulli_log_lik, repeat_rows, sum_row_groups, sum_squares};
@@ -341,6 +343,8 @@ pub struct GumBolt<P, G> {
     /// The threads of a training step ([`GumBolt::set_threads`]).
     pool: pool::StepPool,
     relax: GumbelRelaxation,
+    /// How the relaxed training passes combine the k samples of an image (GB Eq. 9 by default).
+    combination: Arc<dyn SampleCombination>,
     /// The dVAE / dVAE++ smoothing ([`Objective::Dvae`], [`Objective::DvaePp`]).
     smoothing: Option<Smoothing>,
     /// NVIL's baseline ([`Objective::Reinforce`] with k = 1).
@@ -486,6 +490,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             .collect();
         Ok(Self {
             relax: GumbelRelaxation::new(config.tau)?,
+            combination: Arc::new(ImportanceWeighted),
             smoothing,
             nvil,
             adam: Adam::new(config.train.adam)?,
@@ -774,27 +779,38 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     }
 
     /// Per image: `logsumexp_i log w_bi − log k` (max-shifted, f64); fills w̃.
-    fn group_objectives(&mut self) -> Vec<f64> {
+    /// Per image, the objective made of its k log-weights and `∂objective/∂log w` (into
+    /// `ws.wt`): by the model's [`SampleCombination`] in relaxed training passes
+    /// (`trained = true`), by the importance-weighted bound (GB Eqs. 5, 9) everywhere else
+    /// (monitoring, evaluation, the baselines' passes).
+    fn group_objectives(&mut self, trained: bool) -> Vec<f64> {
         let (b, k) = self.ws.shape;
         let ws = &mut self.ws;
         ws.wt.resize(b * k, 0.0);
-        let log_k = (k as f64).ln();
+        let combination: &dyn SampleCombination = if trained {
+            self.combination.as_ref()
+        } else {
+            &ImportanceWeighted
+        };
         (0..b)
             .map(|bi| {
                 let lw = &ws.log_w[bi * k..(bi + 1) * k];
-                let m = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let wt = &mut ws.wt[bi * k..(bi + 1) * k];
-                let mut s = 0.0;
-                for (w, &l) in wt.iter_mut().zip(lw) {
-                    *w = (l - m).exp();
-                    s += *w;
-                }
-                for w in wt.iter_mut() {
-                    *w /= s;
-                }
-                m + s.ln() - log_k
+                combination.combine(lw, &mut ws.wt[bi * k..(bi + 1) * k])
             })
             .collect()
+    }
+
+    /// The combination of the k samples in relaxed training passes (default
+    /// [`ImportanceWeighted`], GB Eq. 9).
+    pub fn combination(&self) -> &dyn SampleCombination {
+        self.combination.as_ref()
+    }
+
+    /// Trains with another combination of the k relaxed samples (see [`SampleCombination`]);
+    /// monitoring and evaluation keep the importance-weighted bounds of the paper. The
+    /// combination is code, not state: it is not saved in checkpoints.
+    pub fn set_combination(&mut self, combination: Arc<dyn SampleCombination>) {
+        self.combination = combination;
     }
 
     /// One evaluation of the training loss at fixed noise and its full gradient (algorithms
@@ -987,7 +1003,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             train: true,
         };
         self.forward(x, &noise.layers, k, pass, clock);
-        let objectives = self.group_objectives();
+        let objectives = self.group_objectives(matches!(sampling, Sampling::Relaxed(_)));
         clock.lap(Phase::Other);
         for e in &mut self.encoders {
             e.zero_grad();
@@ -1184,7 +1200,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             &mut Clock::off(),
         );
         Ok(self
-            .group_objectives()
+            .group_objectives(false)
             .into_iter()
             .map(|v| v - log_z)
             .collect())
@@ -1216,7 +1232,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             &mut Clock::off(),
         );
         Ok(self
-            .group_objectives()
+            .group_objectives(false)
             .into_iter()
             .map(|v| v - log_z)
             .collect())
