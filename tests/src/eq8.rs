@@ -159,7 +159,10 @@ impl<M: Multilinear + ?Sized> TinyVae<'_, M> {
     pub fn log_decoder(&self, zeta: &[f64]) -> f64 {
         (0..self.c.len())
             .map(|d| {
-                let a = self.c[d] + (0..zeta.len()).map(|j| self.w[(d, j)] * zeta[j]).sum::<f64>();
+                let a = self.c[d]
+                    + (0..zeta.len())
+                        .map(|j| self.w[(d, j)] * zeta[j])
+                        .sum::<f64>();
                 log_sigmoid(if self.x[d] { a } else { -a })
             })
             .sum()

@@ -81,7 +81,10 @@ fn tiny_prior() -> impl Strategy<Value = (&'static str, PolySpec)> {
     prop_oneof![
         rbm(1..=2, 1..=2, 4).prop_map(|spec| {
             let mrf = PolynomialMrf::from(&spec.build());
-            ("rbm", PolySpec::from_terms(mrf.num_units(), mrf.monomials()))
+            (
+                "rbm",
+                PolySpec::from_terms(mrf.num_units(), mrf.monomials()),
+            )
         }),
         general_polynomial(1..=4, 1..=10, 4).prop_map(|p| {
             let slope = p.slope_bound();
@@ -148,7 +151,11 @@ struct FRecord {
     f_se: f64,
 }
 
-fn estimates(vae: &TinyVae<'_, PolynomialMrf>, exact: &TinyVaeExact, seed: u64) -> Vec<Eq8Estimates> {
+fn estimates(
+    vae: &TinyVae<'_, PolynomialMrf>,
+    exact: &TinyVaeExact,
+    seed: u64,
+) -> Vec<Eq8Estimates> {
     KS.iter()
         .enumerate()
         .map(|(i, &k)| vae.eq8_estimates(exact, k, REPLICATES, seed.wrapping_add(10 * i as u64)))
@@ -193,7 +200,10 @@ fn eq8_check_bound_below_relaxed_objective_below_relaxed_likelihood() {
     let records = records.into_inner().unwrap();
     let (rbms, polys) = kinds.into_inner().unwrap();
     assert_eq!(records.len(), CASES as usize * KS.len());
-    assert!(rbms >= 10 && polys >= 10, "{rbms} RBM and {polys} polynomial priors");
+    assert!(
+        rbms >= 10 && polys >= 10,
+        "{rbms} RBM and {polys} polynomial priors"
+    );
     eprintln!(
         "F_k vs L̃_k on {} tiny VAEs ({rbms} RBM, {polys} polynomial priors), {REPLICATES} \
          replicates per estimate:",
@@ -203,7 +213,11 @@ fn eq8_check_bound_below_relaxed_objective_below_relaxed_likelihood() {
         let rs: Vec<&FRecord> = records.iter().filter(|r| r.k == k).collect();
         let above = rs.iter().filter(|r| r.excess > 0.0).count();
         let significant = rs.iter().filter(|r| r.excess > r.tol).count();
-        let mut ex: Vec<f64> = rs.iter().filter(|r| r.excess > 0.0).map(|r| r.excess).collect();
+        let mut ex: Vec<f64> = rs
+            .iter()
+            .filter(|r| r.excess > 0.0)
+            .map(|r| r.excess)
+            .collect();
         ex.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let median = ex.get(ex.len() / 2).copied().unwrap_or(0.0);
         let max = ex.last().copied().unwrap_or(0.0);
