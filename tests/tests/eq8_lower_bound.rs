@@ -139,6 +139,9 @@ fn run_tiny_vaes(seed: u64, test: impl Fn(VaeSpec) -> Result<(), TestCaseError>)
 /// The `F_k` record of one case and `k`.
 struct FRecord {
     k: usize,
+    /// `log Z − log Z̃` and the tolerance of the `Ľ_k ≤ L̃_k` comparison.
+    gap: f64,
+    eq8_tol: f64,
     tau: f64,
     /// `F_k − L̃_k` (point estimates).
     excess: f64,
@@ -180,6 +183,8 @@ fn eq8_check_bound_below_relaxed_objective_below_relaxed_likelihood() {
             })?;
             recs.push(FRecord {
                 k: est.k,
+                gap: exact.log_z - exact.log_z_tilde,
+                eq8_tol: combined_tol(est.l_check.std_err, est.l_tilde.std_err),
                 tau: spec.tau,
                 excess: est.f.mean - est.l_tilde.mean,
                 tol: combined_tol(est.f.std_err, est.l_tilde.std_err),
@@ -208,6 +213,16 @@ fn eq8_check_bound_below_relaxed_objective_below_relaxed_likelihood() {
         "F_k vs L̃_k on {} tiny VAEs ({rbms} RBM, {polys} polynomial priors), {REPLICATES} \
          replicates per estimate:",
         CASES
+    );
+    let gaps = records.iter().map(|r| r.gap);
+    let (gap_min, gap_max) = gaps.fold((f64::INFINITY, 0.0f64), |(a, b), g| (a.min(g), b.max(g)));
+    let mut tols: Vec<f64> = records.iter().map(|r| r.eq8_tol).collect();
+    tols.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    eprintln!(
+        "  log Z − log Z̃ (= L̃_k − Ľ_k) from {gap_min:.3} to {gap_max:.3} nats; tolerance of \
+         Ľ_k ≤ L̃_k median {:.3}, max {:.3} nats",
+        tols[tols.len() / 2],
+        tols[tols.len() - 1]
     );
     for k in KS {
         let rs: Vec<&FRecord> = records.iter().filter(|r| r.k == k).collect();
