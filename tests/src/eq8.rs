@@ -11,7 +11,8 @@
 //! - `L̃_k = E[log (1/k) Σ_i w(ζ^i)] − log Z̃` (the relaxed model's IW bound, GB §3);
 //! - `Ľ_k = E[log (1/k) Σ_i w(ζ^i)] − log Z` (GB Eq. 8);
 //! - `F_k = E[log (1/k) Σ_i e^{−E(ζ^i)} p(x|ζ^i) / q̌(ζ^i|x)] − log Z` (GB Eq. 9, with the
-//!   Bernoulli proxy `log q̌(ζ|x) = Σ_i ζ_i log q̄_i + (1 − ζ_i) log(1 − q̄_i)`, `q̄ = σ(l)`);
+//!   Bernoulli proxy `log q̌(ζ|x) = Σ_i ζ_i log q̄_i + (1 − ζ_i) log(1 − q̄_i)`, `q̄ = σ(l)`, as
+//!   the library's [`BernoulliPosterior`] computes it for training);
 //! - `log p̃(x) = log ∫ e^{−E(ζ)} p(x|ζ) dζ − log Z̃`, by tensor Gauss–Legendre quadrature.
 //!
 //! `Z̃` is integrated by the full tensor rule and `Z` by enumerating the vertices, through the
@@ -21,11 +22,13 @@
 use crate::poly::{Multilinear, vertex, vertex_stats};
 use crate::quadrature::{Rule, gauss_legendre_composite};
 use gumbolt_core::Mat;
+use gumbolt_core::Posterior;
 use gumbolt_core::exact::enumerate;
 use gumbolt_core::numerics::{LogSumExp, log_mean_exp, log_sigmoid};
 use gumbolt_core::prior::Prior;
 use gumbolt_core::rng::{fill_uniform, root_rng, uniform_f64};
-use gumbolt_estimators::concrete::factorial_log_density_at_logits;
+use gumbolt_estimators::BernoulliPosterior;
+use gumbolt_estimators::concrete::{BinaryConcrete, factorial_log_density_at_logits};
 use nalgebra::{DMatrix, DMatrixView};
 
 /// Gauss–Legendre nodes per panel of the tiny-VAE quadratures.
@@ -202,18 +205,23 @@ impl<M: Multilinear + ?Sized> TinyVae<'_, M> {
     }
 
     /// `log w(ζ)` at `ζ = σ(t)` for the given proposal density.
-    fn log_weight(&self, t: &[f64], zeta: &mut [f64], proposal: Proposal) -> f64 {
-        for (z, &ti) in zeta.iter_mut().zip(t) {
+    fn log_weight(&self, t: &[f64], scratch: &mut Scratch, proposal: Proposal) -> f64 {
+        for (z, &ti) in scratch.zeta.iter_mut().zip(t) {
             *z = 1.0 / (1.0 + (-ti).exp());
         }
         let log_q = match proposal {
             Proposal::Concrete => factorial_log_density_at_logits(&self.logits, self.tau, t),
-            Proposal::BernoulliProxy => self
-                .logits
-                .iter()
-                .zip(zeta.iter())
-                .map(|(&l, &z)| z * log_sigmoid(l) + (1.0 - z) * log_sigmoid(-l))
-                .sum(),
+            Proposal::BernoulliProxy => {
+                for (j, &z) in scratch.zeta.iter().enumerate() {
+                    scratch.zeta32[(0, j)] = z as f32;
+                }
+                BernoulliPosterior.log_prob_into(
+                    &scratch.logits32,
+                    &scratch.zeta32,
+                    &mut scratch.out,
+                );
+                scratch.out[0]
+            }
             Proposal::MissingJacobian => {
                 factorial_log_density_at_logits(&self.logits, self.tau, t)
                     + t.iter()
@@ -221,7 +229,25 @@ impl<M: Multilinear + ?Sized> TinyVae<'_, M> {
                         .sum::<f64>()
             }
         };
-        -self.prior.energy(zeta) + self.log_decoder(zeta) - log_q
+        -self.prior.energy(&scratch.zeta) + self.log_decoder(&scratch.zeta) - log_q
+    }
+
+    /// The per-unit Concrete laws `q(ζ_i | l_i, τ)`.
+    fn concretes(&self) -> Vec<BinaryConcrete> {
+        self.logits
+            .iter()
+            .map(|&l| BinaryConcrete::new(l, self.tau).expect("finite logits, τ > 0"))
+            .collect()
+    }
+
+    fn scratch(&self) -> Scratch {
+        let n = self.num_units();
+        Scratch {
+            zeta: vec![0.0; n],
+            zeta32: Mat::zeros(1, n),
+            logits32: Mat::from_fn(1, n, |_, j| self.logits[j] as f32),
+            out: vec![0.0],
+        }
     }
 
     /// `E[log (1/k) Σ_i w(ζ^i)]` over `replicates` independent replicates of `k` samples
@@ -237,18 +263,17 @@ impl<M: Multilinear + ?Sized> TinyVae<'_, M> {
         proposal: Proposal,
     ) -> IwEstimate {
         assert!(k >= 1 && replicates >= 2);
-        let n = self.num_units();
         let mut rng = root_rng(seed);
-        let (mut t, mut zeta) = (vec![0.0; n], vec![0.0; n]);
+        let concretes = self.concretes();
+        let (mut t, mut scratch) = (vec![0.0; concretes.len()], self.scratch());
         let mut log_w = vec![0.0; k];
         let values: Vec<f64> = (0..replicates)
             .map(|_| {
                 for lw in log_w.iter_mut() {
-                    for (ti, &l) in t.iter_mut().zip(&self.logits) {
-                        let rho = uniform_f64(&mut rng);
-                        *ti = (l + rho.ln() - (-rho).ln_1p()) / self.tau;
+                    for (ti, q) in t.iter_mut().zip(&concretes) {
+                        *ti = q.sample_logit(uniform_f64(&mut rng));
                     }
-                    *lw = self.log_weight(&t, &mut zeta, proposal);
+                    *lw = self.log_weight(&t, &mut scratch, proposal);
                 }
                 log_mean_exp(&log_w)
             })
@@ -290,20 +315,27 @@ impl<M: Multilinear + ?Sized> TinyVae<'_, M> {
     /// is the normalised density of the samples. Returns `(log mean, std_err of the log mean)`
     /// (delta method).
     pub fn weight_mean(&self, samples: usize, seed: u64, proposal: Proposal) -> (f64, f64) {
-        let n = self.num_units();
         let mut rng = root_rng(seed);
-        let (mut t, mut zeta) = (vec![0.0; n], vec![0.0; n]);
+        let concretes = self.concretes();
+        let (mut t, mut scratch) = (vec![0.0; concretes.len()], self.scratch());
         let log_w: Vec<f64> = (0..samples)
             .map(|_| {
-                for (ti, &l) in t.iter_mut().zip(&self.logits) {
-                    let rho = uniform_f64(&mut rng);
-                    *ti = (l + rho.ln() - (-rho).ln_1p()) / self.tau;
+                for (ti, q) in t.iter_mut().zip(&concretes) {
+                    *ti = q.sample_logit(uniform_f64(&mut rng));
                 }
-                self.log_weight(&t, &mut zeta, proposal)
+                self.log_weight(&t, &mut scratch, proposal)
             })
             .collect();
         log_mean_with_std_err(&log_w)
     }
+}
+
+/// Buffers of [`TinyVae::log_weight`].
+struct Scratch {
+    zeta: Vec<f64>,
+    zeta32: Mat,
+    logits32: Mat,
+    out: Vec<f64>,
 }
 
 /// The Eq. 8 assertions of one tiny VAE at one `k`: `Ľ_k ≤ L̃_k` (independent estimates) and
