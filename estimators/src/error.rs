@@ -14,6 +14,12 @@ pub enum EstimatorError {
         /// The rejected value.
         tau: f64,
     },
+    /// The location (logit) `l` of a binary Concrete density must be finite.
+    #[error("invalid Concrete location l = {logit}: must be finite")]
+    InvalidLogit {
+        /// The rejected value.
+        logit: f64,
+    },
     /// The inverse temperature β of a smoothing distribution (dVAE's spike-and-exponential,
     /// dVAE++'s overlapping exponentials; algorithms §3–§4) must be positive and finite.
     #[error("invalid smoothing inverse temperature β = {beta}: must be positive and finite")]

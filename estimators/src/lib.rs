@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | [`BernoulliPosterior`] | factorial Bernoulli layer: `log q(z|l) = Σ[z·l − softplus(l)]`, score `z − σ(l)`; at relaxed ζ the same formula is GumBolt's `log q̌(ζ|x)` (GB text after Eq. 8) | [`Posterior`](gumbolt_core::Posterior) |
 //! | [`GumbelRelaxation`] | `ζ = σ((l + logit ρ)/τ)` (GB Eq. 2), pathwise backward `∂ζ/∂l = ζ(1−ζ)/τ` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`BinaryConcrete`] | the true density and CDF of the relaxation (Maddison et al. 2017), `q(ζ|l,τ)`, needed to evaluate GB Eq. 8 | — |
 //! | [`Discrete`] | the τ = 0 limit, `z = 1[l + logit ρ > 0]` (GB §2.2, Gumbel form), used at evaluation | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
 //! | [`SpikeAndExp`] | dVAE's spike-and-exponential smoothing (Rolfe 2016; algorithms §3): inverse CDF and pathwise `∂ζ/∂l` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
 //! | [`OverlappingExp`] | dVAE++'s overlapping exponentials (Vahdat et al. 2018; algorithms §4): stable mixture inverse CDF, implicit `∂ζ/∂l` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
@@ -20,6 +21,7 @@
 //! τ → 0 (algorithms §8 T3).
 #![warn(missing_docs)]
 
+pub mod concrete;
 pub mod error;
 pub mod gumbel;
 pub mod overlap_exp;
@@ -27,6 +29,7 @@ pub mod posterior;
 pub mod reinforce;
 pub mod spike_exp;
 
+pub use concrete::BinaryConcrete;
 pub use error::{EstimatorError, Result};
 pub use gumbel::{Discrete, GumbelRelaxation, NOISE_CLAMP, noise_logit};
 pub use overlap_exp::OverlappingExp;

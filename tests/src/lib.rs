@@ -12,9 +12,13 @@
 //!   points) for the Theorem 1 checks.
 //! - [`partition`]: the relaxed partition function `Z̃` of GB Theorem 2 by quadrature and by
 //!   Monte Carlo, with the stable `φ(c) = log((e^c − 1)/c)`.
+//! - [`eq8`]: tiny VAEs with exactly computable `log Z`, `log Z̃` and `log p̃(x)`, Monte-Carlo
+//!   estimates of `L̃_k`, `Ľ_k` (GB Eq. 8) and `F_k` (GB Eq. 9) with the Concrete density, and
+//!   a Monte-Carlo confidence interval for `Z̃` against the exact `Z` (GB Theorem 2).
 //! - [`strategies`]: proptest strategies for random polynomial MRFs and RBMs.
 #![warn(missing_docs)]
 
+pub mod eq8;
 pub mod partition;
 pub mod points;
 pub mod poly;
