@@ -1,7 +1,7 @@
 //! GEMM helpers on nalgebra matrices that always reach `matrixmultiply::sgemm`.
 //!
 //! nalgebra's `tr_mul`, `gemm_tr` and `ad_mul` do not use matrixmultiply and run about 10x slower
-//! (nalgebra issue #717; engineering notes). These helpers pass the operands' strides straight to
+//! (nalgebra issue #717). These helpers pass the operands' strides straight to
 //! `sgemm`, so a transpose is only a swap of strides: no copy, no slow path, and bit-identical
 //! results to the untransposed product.
 //!

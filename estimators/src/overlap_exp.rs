@@ -55,7 +55,7 @@ impl From<OverlappingExp> for BetaOnly {
 }
 
 impl OverlappingExp {
-    /// The smoothing with inverse temperature `beta` (\[REF:run.py\]: 10–14; GB τ = 1/10, 1/8).
+    /// The smoothing with inverse temperature `beta` (the reference implementation's `run.py`: 10–14; GB τ = 1/10, 1/8).
     ///
     /// # Errors
     /// [`EstimatorError::InvalidBeta`] unless `0 < beta < ∞`.

@@ -9,7 +9,7 @@ use crate::error::{EstimatorError, Result};
 use crate::gumbel::ensure_shape;
 
 /// `q = σ(l)` is clipped to `[Q_CLIP, 1 − Q_CLIP]` before the spike-and-exponential inverse CDF
-/// (algorithms §3, \[REF:dist_util.py `Spike_and_Exp`\]).
+/// (algorithms §3; the reference implementation's `dist_util.py`, `Spike_and_Exp`).
 pub const Q_CLIP: f64 = 1e-7;
 
 /// Serialised form of the smoothings: only the inverse temperature β.
@@ -131,7 +131,7 @@ impl From<SpikeAndExp> for BetaOnly {
 }
 
 impl SpikeAndExp {
-    /// The smoothing with inverse temperature `beta` (\[REF:run.py\]: 4–5).
+    /// The smoothing with inverse temperature `beta` (the reference implementation's `run.py`: 4–5).
     ///
     /// # Errors
     /// [`EstimatorError::InvalidBeta`] unless `0 < beta < ∞`.

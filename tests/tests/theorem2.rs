@@ -200,10 +200,9 @@ fn thm2_rbm_quadrature_factorises_without_couplings() {
     assert!(got <= want_z);
 }
 
-/// GB Theorem 2 on a 2×6 RBM, the size of the spec's numeric check (algorithms §8 T2.3): the
+/// GB Theorem 2 on a 2×6 RBM, the size of the numeric check of algorithms §8 T2.3: the
 /// quadrature `log Z̃` agrees with a 10⁶-sample Monte-Carlo estimate within 5 standard errors
-/// (fixed seed), and `log Z̃ ≤ −E_min`, `log Z̃ ≤ log Z`. (The spec's own parameters are not recorded, so
-/// its values 0.3105 / 8.65 / 10.05 cannot be reproduced; this instance is `N(0, 1.5²)`.)
+/// (fixed seed), and `log Z̃ ≤ −E_min`, `log Z̃ ≤ log Z` (weights drawn from `N(0, 1.5²)`).
 #[test]
 fn thm2_rbm_2x6_quadrature_matches_monte_carlo() {
     let mut rng = root_rng(20_180_612);

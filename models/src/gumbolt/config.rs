@@ -190,7 +190,7 @@ impl LrSchedule {
         }
     }
 
-    /// The reference code's schedule (algorithms §9, \[REF:vae.py `training`\]): a warm-up at
+    /// The reference code's schedule (algorithms §9: the reference implementation's `vae.py`, function `training`): a warm-up at
     /// `base/10` for the first 2 %, then `base`, `base/3`, `base/10`, `base/33` at 60/75/95 %.
     pub fn reference(base: f64) -> Self {
         Self {

@@ -85,7 +85,7 @@ fn log_lik_grad_column(oc: &[f32], xrep: &[f32], xb: f32, term: &mut [f32], dc: 
 }
 
 /// Repeats every row of `src` (`[B, c]`) `k` times consecutively into `dst` (`[B·k, c]`):
-/// row `b·k + i` of `dst` is row `b` of `src` (algorithms §0, \[REF:util.py `repeat_input_iw`\]).
+/// row `b·k + i` of `dst` is row `b` of `src` (algorithms §0; the reference implementation's `util.py`, `repeat_input_iw`).
 pub(crate) fn repeat_rows(src: &Mat, k: usize, dst: &mut Mat) {
     let (b, c) = src.shape();
     crate::nn::ensure_shape(dst, b * k, c);

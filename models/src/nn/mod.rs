@@ -3,7 +3,7 @@
 //! Every matrix is column-major with **rows = samples** (`[N, features]`), the layout of
 //! `gumbolt_core::Mat`. All matrix products go through `gumbolt_core::linalg` (`matmul_nn`,
 //! `matmul_nt`, `gemm_tn`), which always reach `matrixmultiply::sgemm`; nalgebra's `tr_mul` /
-//! `gemm_tr` are ~10x slower (engineering notes).
+//! `gemm_tr` are ~10x slower (nalgebra issue #717; measured in `cargo bench -p gumbolt-core --bench kernels`).
 //!
 //! | item | role |
 //! |---|---|
