@@ -1045,6 +1045,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         threads: ctx.eval_threads,
         data_dir: ctx.args.data_dir.clone(),
         data_file: ctx.args.data_file.clone(),
+        per_image: None,
         json: true,
         quiet: !ctx.progress,
         no_stdout: true,
