@@ -7,6 +7,7 @@
 mod bench;
 mod dataset;
 mod eval;
+mod export;
 mod logz;
 mod manifest;
 mod progress;
@@ -65,6 +66,16 @@ enum Command {
     /// from the run's PCD chains, or from Bernoulli(0.5) with --fresh) and fed to the decoder;
     /// the grid shows the pixel probabilities σ(o) (white = 1), --cols images per row.
     Sample(sample::SampleArgs),
+    /// Write a trained run's weights as a safetensors file readable from Python (numpy,
+    /// PyTorch) without gumbolt.
+    ///
+    /// float32 tensors in row-major order: `x_mean` [784]; `encoder{i}.dense{j}.kernel`
+    /// [in, out] and `.bias` [out]; `encoder{i}.bn{j}.gamma`, `.beta`, `.moving_mean`,
+    /// `.moving_var` (the batch norm after `dense{j}`); the same under `decoder.`; the prior as
+    /// `prior.a` [n1], `prior.b` [n2], `prior.W` [n1, n2] (RBM) or `prior.h` [n] (factorial).
+    /// `__metadata__` holds the model configuration as JSON under the key `gumbolt`. The
+    /// README's "Weights from Python" section shows the forward pass in numpy.
+    Export(export::ExportArgs),
     /// Train briefly, evaluate and sample in one go (a few minutes on two cores).
     ///
     /// `gumbolt train --structure nonlinear --k 1 --iters ITERS --seed SEED --out OUT`, then
@@ -125,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Export(args) => export::run(args),
         Command::Quick(args) => quick::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Logz(args) => logz::run(args),
