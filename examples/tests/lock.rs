@@ -62,7 +62,9 @@ fn a_second_writer_is_refused_and_the_first_run_finishes_intact() {
             "--monitor-records",
             "2",
             "--monitor-images",
-            "100",
+            "20",
+            "--monitor-k",
+            "1",
             "--seed",
             "5",
         ],
@@ -89,6 +91,8 @@ fn a_second_writer_is_refused_and_the_first_run_finishes_intact() {
         d,
         "--n",
         "4",
+        "--sweeps",
+        "10",
         "--out",
         png.to_str().unwrap(),
     ]);
@@ -121,7 +125,18 @@ fn a_lock_left_by_a_killed_process_does_not_block() {
     let d = dir.to_str().unwrap();
     let mut first = spawn_train(
         &dir,
-        &["--iters", "100000", "--pcd-steps", "5", "--checkpoint-every", "2"],
+        &[
+            "--iters",
+            "100000",
+            "--pcd-steps",
+            "5",
+            "--checkpoint-every",
+            "2",
+            "--monitor-images",
+            "20",
+            "--monitor-k",
+            "1",
+        ],
     );
     wait_for_checkpoint_and_lock(&dir, &mut first);
     first.kill().unwrap();
@@ -137,6 +152,10 @@ fn a_lock_left_by_a_killed_process_does_not_block() {
         "3",
         "--pcd-steps",
         "2",
+        "--monitor-images",
+        "20",
+        "--monitor-k",
+        "1",
         "--quiet",
     ]);
     assert!(out.status.success(), "--force after a kill: {}", stderr(&out));
