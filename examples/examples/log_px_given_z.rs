@@ -35,7 +35,10 @@ fn read_matrix(path: &Path) -> Result<Mat> {
         }
     };
     if shape.len() != 2 {
-        bail!("{}: expected a 2-D array, got shape {shape:?}", path.display());
+        bail!(
+            "{}: expected a 2-D array, got shape {shape:?}",
+            path.display()
+        );
     }
     Ok(Mat::from_row_slice(shape[0], shape[1], &values))
 }

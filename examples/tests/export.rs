@@ -102,7 +102,10 @@ fn expect_network(prefix: &str, net: &Mlp, out: &mut BTreeMap<String, (Vec<usize
                 ("moving_mean", bn.moving_mean()),
                 ("moving_var", bn.moving_var()),
             ] {
-                out.insert(format!("{prefix}.bn{j}.{name}"), (vec![bn.dim()], v.to_vec()));
+                out.insert(
+                    format!("{prefix}.bn{j}.{name}"),
+                    (vec![bn.dim()], v.to_vec()),
+                );
             }
         }
     }
@@ -135,7 +138,12 @@ fn log_px_from_file(
         let (shape, w) = &t[&format!("decoder.dense{j}.kernel")];
         let b = get(&format!("decoder.dense{j}.bias"));
         (0..shape[1])
-            .map(|c| b[c] as f64 + (0..shape[0]).map(|r| h[r] * w[r * shape[1] + c] as f64).sum::<f64>())
+            .map(|c| {
+                b[c] as f64
+                    + (0..shape[0])
+                        .map(|r| h[r] * w[r * shape[1] + c] as f64)
+                        .sum::<f64>()
+            })
             .collect()
     };
     let hidden = cfg["hidden_layers"].as_u64().unwrap() as usize;
@@ -184,7 +192,11 @@ fn check<P: GumBoltPrior, G: CheckpointPartition<P>>(
     for (name, (shape, values)) in &want {
         assert_eq!(&got[name].0, shape, "shape of {name}");
         assert!(
-            got[name].1.iter().zip(values).all(|(a, b)| a.to_bits() == b.to_bits()),
+            got[name]
+                .1
+                .iter()
+                .zip(values)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "values of {name}"
         );
     }
@@ -194,7 +206,10 @@ fn check<P: GumBoltPrior, G: CheckpointPartition<P>>(
     assert_eq!(cfg["latent_units"], c.latent_units);
     assert_eq!(cfg["latent_layers"], c.layers());
     assert_eq!(cfg["hidden_layers"], c.hidden_layers);
-    assert_eq!(cfg["batch_norm_eps"].as_f64().unwrap() as f32, c.batch_norm.eps);
+    assert_eq!(
+        cfg["batch_norm_eps"].as_f64().unwrap() as f32,
+        c.batch_norm.eps
+    );
     assert_eq!(cfg["tau"].as_f64().unwrap(), c.tau);
 
     // log p(x|z) of three test images at fixed binary z, from the file and from the model.
@@ -202,7 +217,11 @@ fn check<P: GumBoltPrior, G: CheckpointPartition<P>>(
     let n = c.latent_dim();
     let x: Vec<Vec<f32>> = (0..3).map(|i| test.row(i).to_vec()).collect();
     let z: Vec<Vec<f32>> = (0..3)
-        .map(|r| (0..n).map(|i| ((i * 7 + r * 3) % 5 < 2) as u8 as f32).collect())
+        .map(|r| {
+            (0..n)
+                .map(|i| ((i * 7 + r * 3) % 5 < 2) as u8 as f32)
+                .collect()
+        })
         .collect();
     let from_file = log_px_from_file(&got, &cfg, &x, &z);
     let xm = Mat::from_row_slice(3, c.pixels, &x.concat());
@@ -230,7 +249,10 @@ fn rbm_run_exports_the_documented_tensors() {
         ("prior.b".to_string(), (vec![r.n2()], r.b().to_vec())),
         (
             "prior.W".to_string(),
-            (vec![r.n1(), r.n2()], row_major(r.n1(), r.n2(), |i, j| w[(i, j)])),
+            (
+                vec![r.n1(), r.n2()],
+                row_major(r.n1(), r.n2(), |i, j| w[(i, j)]),
+            ),
         ),
     ]);
     // The couplings are not all zero after training (else a transposition would go unseen).
@@ -244,8 +266,9 @@ fn factorial_run_exports_the_documented_tensors() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let bytes = train_and_export(&dir, &["--model", "gumbolt-nw", "--structure", "~"]);
-    let model = load_model::<FactorialBernoulli, ExactPartitionGradient>(dir.join("checkpoint.ckpt"))
-        .unwrap();
+    let model =
+        load_model::<FactorialBernoulli, ExactPartitionGradient>(dir.join("checkpoint.ckpt"))
+            .unwrap();
     let h = model.prior().h().to_vec();
     let prior = BTreeMap::from([("prior.h".to_string(), (vec![h.len()], h))]);
     assert_eq!(config(&bytes)["prior"], "factorial");

@@ -77,7 +77,11 @@ fn a_second_writer_is_refused_and_the_first_run_finishes_intact() {
         args.extend_from_slice(extra);
         let out = gumbolt(&args);
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{args:?} must be refused: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} must be refused: {err}"
+        );
         assert!(
             err.contains(&pid) && err.contains("being written by another gumbolt process"),
             "{args:?}: the error must name the holder ({pid}): {err}"
@@ -158,7 +162,11 @@ fn a_lock_left_by_a_killed_process_does_not_block() {
         "1",
         "--quiet",
     ]);
-    assert!(out.status.success(), "--force after a kill: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "--force after a kill: {}",
+        stderr(&out)
+    );
     let meta = checkpoint::read(dir.join("checkpoint.ckpt")).unwrap().meta;
     assert_eq!(meta["iteration"], 3);
 }

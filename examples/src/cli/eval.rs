@@ -104,7 +104,10 @@ fn parse_per_image(s: &str) -> Result<PathBuf, String> {
 /// Refuses (before any work) a file path whose directory does not exist, or a directory.
 pub(crate) fn check_output_path(option: &str, path: &Path) -> Result<()> {
     if path.is_dir() {
-        anyhow::bail!("{option} {}: is a directory, expected a file", path.display());
+        anyhow::bail!(
+            "{option} {}: is a directory, expected a file",
+            path.display()
+        );
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

@@ -72,7 +72,11 @@ pub(crate) struct Tensors {
 impl Tensors {
     /// A float32 tensor of `shape` from row-major `values`.
     pub(crate) fn f32(&mut self, name: impl Into<String>, shape: &[usize], values: &[f32]) {
-        assert_eq!(shape.iter().product::<usize>(), values.len(), "export: shape");
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "export: shape"
+        );
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.items
             .push((name.into(), Dtype::F32, shape.to_vec(), bytes));
@@ -81,7 +85,11 @@ impl Tensors {
     /// An int64 tensor of `shape` from row-major `values` (e.g. a graph prior's edge list).
     #[allow(dead_code)] // for priors with integer tensors (graph priors)
     pub(crate) fn i64(&mut self, name: impl Into<String>, shape: &[usize], values: &[i64]) {
-        assert_eq!(shape.iter().product::<usize>(), values.len(), "export: shape");
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "export: shape"
+        );
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.items
             .push((name.into(), Dtype::I64, shape.to_vec(), bytes));
@@ -119,7 +127,11 @@ impl Tensors {
                 let n = bn.dim();
                 self.f32(format!("{prefix}.bn{j}.gamma"), &[n], bn.gamma());
                 self.f32(format!("{prefix}.bn{j}.beta"), &[n], bn.beta());
-                self.f32(format!("{prefix}.bn{j}.moving_mean"), &[n], bn.moving_mean());
+                self.f32(
+                    format!("{prefix}.bn{j}.moving_mean"),
+                    &[n],
+                    bn.moving_mean(),
+                );
                 self.f32(format!("{prefix}.bn{j}.moving_var"), &[n], bn.moving_var());
             }
         }

@@ -1101,10 +1101,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         manifest: Some(super::manifest::Manifest::new(
             &super::manifest::data_files(
                 ctx.args.dataset,
-                &Source::of(
-                    ctx.args.data_dir.as_deref(),
-                    ctx.args.data_file.as_deref(),
-                ),
+                &Source::of(ctx.args.data_dir.as_deref(), ctx.args.data_file.as_deref()),
             ),
             &[
                 ("jobs", ctx.args.jobs),

@@ -221,7 +221,13 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .with_context(|| format!("{option} {}: cannot open {}", root.display(), path.display()))?;
+            .with_context(|| {
+                format!(
+                    "{option} {}: cannot open {}",
+                    root.display(),
+                    path.display()
+                )
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -241,7 +247,11 @@ impl RunLock {
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| {
-                    format!("{option} {}: cannot lock {}", root.display(), path.display())
+                    format!(
+                        "{option} {}: cannot lock {}",
+                        root.display(),
+                        path.display()
+                    )
                 });
             }
         }
