@@ -5,13 +5,13 @@
 //!
 //! | name | shape | what |
 //! |---|---|---|
-//! | `x_mean` | [D] | x̄, the training images' pixel means (the encoder input is x − x̄) |
-//! | `encoder{i}.dense{j}.kernel` | [in, out] | dense layer j of the encoder of latent layer i (`y = x W + b`) |
-//! | `encoder{i}.dense{j}.bias` | [out] | its bias |
-//! | `encoder{i}.bn{j}.gamma`, `.beta`, `.moving_mean`, `.moving_var` | [width] | the batch norm after `dense{j}` |
+//! | `x_mean` | `[D]` | x̄, the training images' pixel means (the encoder input is x − x̄) |
+//! | `encoder{i}.dense{j}.kernel` | `[in, out]` | dense layer j of the encoder of latent layer i (`y = x W + b`) |
+//! | `encoder{i}.dense{j}.bias` | `[out]` | its bias |
+//! | `encoder{i}.bn{j}.gamma`, `.beta`, `.moving_mean`, `.moving_var` | `[width]` | the batch norm after `dense{j}` |
 //! | `decoder.dense{j}.*`, `decoder.bn{j}.*` | | the same for the decoder |
-//! | `prior.a` [n1], `prior.b` [n2], `prior.W` [n1, n2] | | RBM prior, E(z) = −a·z₁ − b·z₂ − z₁ᵀ W z₂ |
-//! | `prior.h` [n] | | factorial prior, E(z) = −h·z |
+//! | `prior.a` `[n1]`, `prior.b` `[n2]`, `prior.W` `[n1, n2]` | | RBM prior, E(z) = −a·z₁ − b·z₂ − z₁ᵀ W z₂ |
+//! | `prior.h` `[n]` | | factorial prior, E(z) = −h·z |
 //!
 //! and the model configuration as JSON in the `__metadata__` entry `gumbolt`. A prior kind adds
 //! its tensors in one place: its [`ExportPrior`] implementation.
