@@ -297,6 +297,32 @@ macro_rules! multiversion {
     };
 }
 
+/// The code path [`multiversion!`] picks on this CPU: `avx512` (AVX-512 F/VL/DQ/BW with
+/// AVX2 and FMA), `avx2+fma`, or `baseline` (the target's default features, e.g. SSE2 on
+/// x86-64; every other architecture). Recorded in run manifests.
+///
+/// ```
+/// let p = gumbolt_core::numerics::simd_path();
+/// assert!(["avx512", "avx2+fma", "baseline"].contains(&p));
+/// ```
+pub fn simd_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "avx2+fma";
+        }
+    }
+    "baseline"
+}
+
 crate::multiversion! {
 /// In place `xs[i] = σ(xs[i])` (vectorised).
 ///

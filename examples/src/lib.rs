@@ -15,5 +15,7 @@
 //!   traits, sampled by the samplers' single-site Gibbs and checked against exact values.
 //! - [`plot`]: PNG output (learning curves, grids of generated images, per-structure model
 //!   comparisons with error bars), text drawn with the embedded DejaVu Sans font.
+//! - [`npy`]: NumPy `.npy` arrays (`gumbolt eval --per-image`, `gumbolt sample --npy`).
 
+pub mod npy;
 pub mod plot;

@@ -201,6 +201,20 @@ const CASES: &[Case] = &[
     ("sample-scale-0", "sample --run {run} --scale 0", 2, &["--scale", "expected an integer from 1 to 16"]),
     ("sample-scale-17", "sample --run {run} --scale 17", 2, &["--scale", "expected an integer from 1 to 16"]),
     ("sample-out-in-missing-dir", "sample --run {run} --n 1 --sweeps 1 --out {tmp}/no/such/dir/s.png", 1, &["--out", "s.png"]),
+    ("eval-per-image-extension", "eval --run {run} {EVAL} --per-image {tmp}/per_image.txt", 2, &["--per-image", "expected a file name ending in .npy or .csv", "per_image.txt"]),
+    ("eval-per-image-no-extension", "eval --run {run} {EVAL} --per-image {tmp}/per_image", 2, &["--per-image", "expected a file name ending in .npy or .csv"]),
+    ("eval-per-image-in-missing-dir", "eval --run {run} {EVAL} --per-image {tmp}/no/such/dir/p.csv", 1, &["--per-image", "p.csv", "the directory", "does not exist"]),
+    ("eval-per-image-is-a-directory", "eval --run {run} {EVAL} --per-image {tmp}/dir.npy", 1, &["--per-image", "dir.npy", "is a directory"]),
+    ("sample-npy-extension", "sample --run {run} --n 1 --sweeps 1 --npy {tmp}/s.png", 2, &["--npy", "expected a file name ending in .npy", "s.png"]),
+    ("sample-npy-in-missing-dir", "sample --run {run} --n 1 --sweeps 1 --npy {tmp}/no/such/dir/s.npy", 1, &["--npy", "s.npy", "does not exist"]),
+    ("export-run-missing", "export --run {tmp}/no_such_run --out {tmp}/m.safetensors", 1, &["--run", "no_such_run", "No such file or directory"]),
+    ("export-run-without-checkpoint", "export --run {tmp}/empty_dir --out {tmp}/m.safetensors", 1, &["--run", "empty_dir", "no checkpoint"]),
+    ("export-ckpt-bit-flip", "export --run {tmp}/ck/bit_flip --out {tmp}/m.safetensors", 1, &["ck/bit_flip/checkpoint.ckpt is corrupt: checksum mismatch"]),
+    ("export-ckpt-truncated", "export --run {tmp}/ck/truncated_half --out {tmp}/m.safetensors", 1, &["ck/truncated_half/checkpoint.ckpt is truncated"]),
+    ("export-ckpt-other-model-kind", "export --run {tmp}/ck/other_kind --out {tmp}/m.safetensors", 1, &["ck/other_kind/checkpoint.ckpt holds a `gumbolt/ising/exact` model"]),
+    ("export-out-extension", "export --run {run} --out {tmp}/m.npz", 2, &["--out", "expected a file name ending in .safetensors", "m.npz"]),
+    ("export-out-in-missing-dir", "export --run {run} --out {tmp}/no/such/dir/m.safetensors", 1, &["--out", "m.safetensors", "does not exist"]),
+    ("export-out-missing", "export --run {run}", 2, &["--out"]),
     ("quick-iters-0", "quick --out {new} --iters 0", 2, &["--iters", "expected an integer ≥ 1"]),
     ("quick-samples-0", "quick --out {new} --samples 0", 2, &["--samples", "expected an integer ≥ 1"]),
     ("quick-resume-and-force", "quick --out {new} --resume --force", 2, &["--resume", "--force", "cannot be used with"]),
@@ -490,6 +504,7 @@ impl Fixtures {
         assert_eq!(o.code, Some(0), "the fixture run failed: {}", o.stderr);
         let ckpt = run.join("checkpoint.ckpt");
         std::fs::create_dir_all(t.join("empty_dir")).unwrap();
+        std::fs::create_dir_all(t.join("dir.npy")).unwrap();
         write(&t.join("file"), "a file, not a directory\n");
 
         // MNIST: each corpus .amat file as the training or the test split.

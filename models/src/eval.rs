@@ -281,6 +281,10 @@ pub struct EvalReport {
     /// `log p̂(x)` per image, in the order of the test set (not serialised).
     #[serde(skip)]
     pub log_px: Vec<f64>,
+    /// The delta-method standard error of each `log p̂(x)`, in the order of `log_px` (not
+    /// serialised).
+    #[serde(skip)]
+    pub iw_std_err: Vec<f64>,
 }
 
 /// The noise stream of evaluation chunk `chunk`.
@@ -425,6 +429,7 @@ where
         seconds: t0.elapsed().as_secs_f64(),
         threads,
         log_px,
+        iw_std_err: iw_err,
     })
 }
 

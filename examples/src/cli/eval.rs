@@ -69,6 +69,13 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
     pub(crate) data_file: Option<PathBuf>,
 
+    /// Also write each test image's estimate, for paired comparisons of two models on the same
+    /// images: FILE.npy (an [n, 3] float64 array) or FILE.csv (header `image,log_px,iw_std_err`);
+    /// the columns are the image's index in the test set, log p̂(x) in nats and the Monte-Carlo
+    /// standard error of that estimate (delta method over the S importance weights).
+    #[arg(long, value_name = "FILE", value_parser = parse_per_image)]
+    pub(crate) per_image: Option<PathBuf>,
+
     /// Print one JSON object on stdout instead of a summary.
     #[arg(long)]
     pub(crate) json: bool,
@@ -81,6 +88,60 @@ pub(crate) struct EvalArgs {
     /// `eval.json`).
     #[arg(skip)]
     pub(crate) no_stdout: bool,
+}
+
+/// Value parser of `--per-image`: a path ending in `.npy` or `.csv`.
+fn parse_per_image(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("npy" | "csv") => Ok(p),
+        _ => Err(format!(
+            "expected a file name ending in .npy or .csv, got {s:?}"
+        )),
+    }
+}
+
+/// Refuses (before any work) a file path whose directory does not exist, or a directory.
+pub(crate) fn check_output_path(option: &str, path: &Path) -> Result<()> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "{option} {}: is a directory, expected a file",
+            path.display()
+        );
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "{option} {}: the directory {} does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the per-image estimates (`--per-image`) as `.npy` or `.csv`.
+fn write_per_image(path: &Path, log_px: &[f64], std_err: &[f64]) -> Result<()> {
+    let bytes = if path.extension().is_some_and(|e| e == "npy") {
+        let values: Vec<f64> = log_px
+            .iter()
+            .zip(std_err)
+            .enumerate()
+            .flat_map(|(i, (&l, &e))| [i as f64, l, e])
+            .collect();
+        gumbolt_examples::npy::to_bytes(&values, &[log_px.len(), 3])
+    } else {
+        let mut text = String::from("image,log_px,iw_std_err\n");
+        for (i, (l, e)) in log_px.iter().zip(std_err).enumerate() {
+            // `{}` of an f64 is the shortest text that reads back to the same value.
+            text.push_str(&format!("{i},{l},{e}\n"));
+        }
+        text.into_bytes()
+    };
+    rundir::write_atomic(path, &bytes).with_context(|| format!("--per-image {}", path.display()))
 }
 
 /// The output of `gumbolt eval` (and `eval.json`).
@@ -130,6 +191,9 @@ struct Report {
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
     let t0 = Instant::now();
     let dir = RunDir::existing(&args.run, "--run")?;
+    if let Some(p) = &args.per_image {
+        check_output_path("--per-image", p)?;
+    }
     let (kind, meta) = dir.checkpoint_meta()?;
     // The run's data set (config.json, else what the checkpoint's training images say:
     // grey levels are OMNIGLOT's); the test set from --data-dir / --data-file, else the run's
@@ -192,6 +256,9 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
             "the checkpoint is at iteration {} of {total}: the run is unfinished",
             meta.iteration
         ));
+    }
+    if let Some(p) = &args.per_image {
+        write_per_image(p, &report.eval.log_px, &report.eval.iw_std_err)?;
     }
     let mut out = build_report(&args, &dir, kind, &meta, report, t0, warnings);
     out.dataset = data_label;

@@ -7,7 +7,9 @@
 mod bench;
 mod dataset;
 mod eval;
+mod export;
 mod logz;
+mod manifest;
 mod progress;
 mod quick;
 mod reproduce;
@@ -64,6 +66,16 @@ enum Command {
     /// from the run's PCD chains, or from Bernoulli(0.5) with --fresh) and fed to the decoder;
     /// the grid shows the pixel probabilities σ(o) (white = 1), --cols images per row.
     Sample(sample::SampleArgs),
+    /// Write a trained run's weights as a safetensors file readable from Python (numpy,
+    /// PyTorch) without gumbolt.
+    ///
+    /// float32 tensors in row-major order: `x_mean` `[784]`; `encoder{i}.dense{j}.kernel`
+    /// `[in, out]` and `.bias` `[out]`; `encoder{i}.bn{j}.gamma`, `.beta`, `.moving_mean`,
+    /// `.moving_var` (the batch norm after `dense{j}`); the same under `decoder.`; the prior as
+    /// `prior.a` `[n1]`, `prior.b` `[n2]`, `prior.W` `[n1, n2]` (RBM) or `prior.h` `[n]` (factorial).
+    /// `__metadata__` holds the model configuration as JSON under the key `gumbolt`. The
+    /// README's "Weights from Python" section shows the forward pass in numpy.
+    Export(export::ExportArgs),
     /// Train briefly, evaluate and sample in one go (a few minutes on two cores).
     ///
     /// `gumbolt train --structure nonlinear --k 1 --iters ITERS --seed SEED --out OUT`, then
@@ -75,8 +87,8 @@ enum Command {
     ///
     /// Table 1: dVAE, dVAE++ (k = 1) and GumBolt (k = 1, 5, 20) on the structures —, ~, ——, ~~;
     /// Table 2: GumBolt and GumBolt-nW (k = 20) on —, ~, ~~. Each (cell, seed) job trains into
-    /// OUT/runs/<cell>/seed<s>/ (`gumbolt train`), evaluates it (`gumbolt eval --logz pt`, seed
-    /// s) and writes OUT/cells/<cell>-seed<s>.json (cell ids like `nonlinear-gumbolt-k5`,
+    /// `OUT/runs/<cell>/seed<s>/` (`gumbolt train`), evaluates it (`gumbolt eval --logz pt`, seed
+    /// s) and writes `OUT/cells/<cell>-seed<s>.json` (cell ids like `nonlinear-gumbolt-k5`,
     /// `nonlinear2-gumbolt-nw-k20`; the GumBolt k = 20 cells are shared by both tables). A job
     /// whose result exists is skipped, never recomputed or overwritten; an interrupted job
     /// continues from its last checkpoint. A failed job is reported and the others go on; the
@@ -124,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Export(args) => export::run(args),
         Command::Quick(args) => quick::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Logz(args) => logz::run(args),

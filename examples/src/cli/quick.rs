@@ -70,6 +70,7 @@ pub(crate) fn run(args: QuickArgs) -> Result<()> {
         threads: 0,
         data_dir: None,
         data_file: None,
+        per_image: None,
         json: true,
         quiet: args.quiet,
         no_stdout: false,
@@ -83,6 +84,7 @@ pub(crate) fn run(args: QuickArgs) -> Result<()> {
         fresh: false,
         cols: 8,
         scale: 2,
+        npy: None,
         json: true,
     })
 }

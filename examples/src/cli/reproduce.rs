@@ -559,6 +559,9 @@ struct CellResult {
     finished_at: String,
     gumbolt_version: String,
     command: String,
+    /// Build, machine, threads and data checksums of the job ([`super::manifest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manifest: Option<super::manifest::Manifest>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1121,6 +1124,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         threads: ctx.eval_threads,
         data_dir: ctx.args.data_dir.clone(),
         data_file: ctx.args.data_file.clone(),
+        per_image: None,
         json: true,
         quiet: !ctx.progress,
         no_stdout: true,
@@ -1170,6 +1174,23 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         finished_at: utc_now(),
         gumbolt_version: VERSION.into(),
         command: ctx.command.clone(),
+        manifest: Some(super::manifest::Manifest::new(
+            &super::manifest::data_files(
+                ctx.args.dataset,
+                &Source::of(ctx.args.data_dir.as_deref(), ctx.args.data_file.as_deref()),
+            ),
+            &[
+                ("jobs", ctx.args.jobs),
+                ("train_threads", (super::cores() / ctx.args.jobs).max(1)),
+                (
+                    "eval_threads",
+                    match ctx.eval_threads {
+                        0 => super::cores(),
+                        t => t,
+                    },
+                ),
+            ],
+        )?),
     };
     // Never overwrite a finished cell (e.g. one written meanwhile by another process).
     if path.exists() {

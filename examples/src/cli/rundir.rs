@@ -8,6 +8,12 @@
 //! | `learning_curves.png` | train (at the end of every session) | F_k and L_k on the training and validation images |
 //! | `train_summary.json` | train (at the end of every session) | the final JSON line of `gumbolt train` |
 //! | `eval.json` | eval | the JSON object of `gumbolt eval` |
+//! | `manifest.json` | train (every session) | [`super::manifest`]: build, machine, data checksums, command line |
+//! | `.gumbolt.lock` | train (held for the process's life) | the pid and command line of the process writing the run |
+//!
+//! One process at a time writes a run directory: `gumbolt train` holds an exclusive advisory lock
+//! on `.gumbolt.lock` ([`RunLock`]) from before it touches the run's files until it exits.
+//! Readers (`eval`, `sample`, `export`) do not take it.
 
 use super::dataset::{DatasetArg, Source};
 use anyhow::{Context, Result, bail};
@@ -30,7 +36,15 @@ pub(crate) const EVAL: &str = "eval.json";
 pub(crate) const RUN_MARKERS: [&str; 4] = [CHECKPOINT, CONFIG, METRICS, SUMMARY];
 
 /// The files `gumbolt train --force` removes before starting over.
-pub(crate) const RUN_FILES: [&str; 6] = [CHECKPOINT, CONFIG, METRICS, CURVES, SUMMARY, EVAL];
+pub(crate) const RUN_FILES: [&str; 7] = [
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    CURVES,
+    SUMMARY,
+    EVAL,
+    super::manifest::MANIFEST,
+];
 
 /// The two model kinds of the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +192,78 @@ impl RunDir {
             )
         })?;
         Ok((kind, meta))
+    }
+}
+
+/// The name of the lock file of a run directory.
+pub(crate) const LOCK: &str = ".gumbolt.lock";
+
+/// The exclusive lock of a run directory, held while the value lives.
+///
+/// An advisory lock (`flock` on Unix, `LockFileEx` on Windows) on [`LOCK`]: the operating system
+/// releases it when the process ends however it ends (a run killed by SIGKILL never leaves a
+/// stale lock behind). The file holds the holder's pid and command line, for the error message
+/// of a second writer; the file itself stays in the directory.
+#[derive(Debug)]
+pub(crate) struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock of the existing directory `root` without waiting; `option` names the
+    /// directory in the error (`--out`). A directory locked by another process is an error
+    /// naming the holder's pid.
+    pub(crate) fn acquire(root: &Path, option: &str) -> Result<Self> {
+        let path = root.join(LOCK);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "{option} {}: cannot open {}",
+                    root.display(),
+                    path.display()
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another process (pid not yet recorded)".to_string()
+                } else {
+                    holder.replace('\n', " ")
+                };
+                bail!(
+                    "{option} {} is being written by another gumbolt process: {who}; wait for it \
+                     to finish or stop it (the lock is {})",
+                    root.display(),
+                    path.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{option} {}: cannot lock {}",
+                        root.display(),
+                        path.display()
+                    )
+                });
+            }
+        }
+        let args: Vec<String> = std::env::args().collect();
+        let text = format!("pid {} (`{}`)\n", std::process::id(), args.join(" "));
+        (|| -> std::io::Result<()> {
+            file.set_len(0)?;
+            file.write_all(text.as_bytes())?;
+            file.flush()
+        })()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self { _file: file })
     }
 }
 

@@ -36,6 +36,15 @@ fn parse_scale(s: &str) -> Result<u32, String> {
     }
 }
 
+fn parse_npy(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.extension().is_some_and(|e| e == "npy") {
+        Ok(p)
+    } else {
+        Err(format!("expected a file name ending in .npy, got {s:?}"))
+    }
+}
+
 /// Options of `gumbolt sample` (its help text is on the subcommand in `cli/mod.rs`).
 #[derive(Debug, Clone, Args)]
 #[command(allow_negative_numbers = true)]
@@ -72,6 +81,11 @@ pub(crate) struct SampleArgs {
     #[arg(long, value_name = "N", value_parser = parse_scale, default_value_t = 2)]
     pub(crate) scale: u32,
 
+    /// Also write the pixel probabilities σ(o) of the samples as a NumPy file: an [n, 784]
+    /// float32 array, one row-major 28×28 image per row (the PNG is written too).
+    #[arg(long, value_name = "FILE.npy", value_parser = parse_npy)]
+    pub(crate) npy: Option<PathBuf>,
+
     /// Print one JSON object on stdout instead of a summary.
     #[arg(long)]
     pub(crate) json: bool,
@@ -80,6 +94,7 @@ pub(crate) struct SampleArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     out: String,
+    npy: Option<String>,
     n: usize,
     sweeps: usize,
     from_chains: bool,
@@ -104,6 +119,9 @@ pub(crate) fn run(args: SampleArgs) -> Result<()> {
     let t0 = Instant::now();
     let dir = RunDir::existing(&args.run, "--run")?;
     let (kind, _meta) = dir.checkpoint_meta()?;
+    if let Some(p) = &args.npy {
+        super::eval::check_output_path("--npy", p)?;
+    }
     let ckpt = dir.checkpoint();
     let cfg = GenerateConfig {
         n: args.n,
@@ -125,8 +143,13 @@ pub(crate) fn run(args: SampleArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| dir.file("samples.png"));
     plot::image_grid(&pixels, SIDE, SIDE, args.cols, &out, args.scale)
         .with_context(|| format!("--out {}", out.display()))?;
+    if let Some(p) = &args.npy {
+        let bytes = gumbolt_examples::npy::to_bytes(&pixels, &[args.n, SIDE * SIDE]);
+        super::rundir::write_atomic(p, &bytes).with_context(|| format!("--npy {}", p.display()))?;
+    }
     let report = Report {
         out: out.display().to_string(),
+        npy: args.npy.as_ref().map(|p| p.display().to_string()),
         n: args.n,
         sweeps: args.sweeps,
         from_chains: !args.fresh,

@@ -8,7 +8,7 @@ use super::dataset::{self, DatasetArg, Source};
 use super::progress::{TaskBar, hms};
 use super::rundir::{
     self, CHECKPOINT, CONFIG, CURVES, Kind, METRICS, RUN_FILES, RUN_MARKERS, RunConfig, RunDir,
-    SUMMARY,
+    RunLock, SUMMARY,
 };
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, anyhow, bail};
@@ -608,6 +608,14 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
             dir.root().display()
         );
     }
+    std::fs::create_dir_all(dir.root()).with_context(|| {
+        format!(
+            "--out {}: cannot create the directory",
+            dir.root().display()
+        )
+    })?;
+    // One writer per run directory (held until this function returns).
+    let _lock = RunLock::acquire(dir.root(), "--out")?;
     let existing = dir.present(&RUN_MARKERS);
     if !existing.is_empty() && !args.force {
         bail!(
@@ -622,12 +630,6 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
                 .join(", ")
         );
     }
-    std::fs::create_dir_all(dir.root()).with_context(|| {
-        format!(
-            "--out {}: cannot create the directory",
-            dir.root().display()
-        )
-    })?;
 
     let source = Source::of(args.data_dir.as_deref(), args.data_file.as_deref());
     let data = dataset::load_train(dataset, &source, args.quiet)?;
@@ -679,6 +681,12 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
 
 fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     let ckpt = dir.checkpoint();
+    // One writer per run directory (held until this function returns).
+    let _lock = if dir.root().is_dir() {
+        Some(RunLock::acquire(dir.root(), "--out")?)
+    } else {
+        None
+    };
     if !ckpt.exists() {
         bail!(
             "--resume: {} has no checkpoint to resume from ({} not found; start over with --force)",
@@ -864,7 +872,14 @@ impl Session<'_> {
             }
         }
         rundir::write_json_atomic(&self.dir.file(CONFIG), &self.config)?;
-        rundir::write_atomic(&self.dir.file(METRICS), b"")
+        rundir::write_atomic(&self.dir.file(METRICS), b"")?;
+        self.write_manifest()
+    }
+
+    /// `manifest.json` of this session (build, machine, data checksums, command line).
+    fn write_manifest(&self) -> Result<()> {
+        let threads = self.args.threads.unwrap_or_else(super::cores);
+        super::manifest::write_train(self.dir.root(), &self.config, threads)
     }
 
     /// A resumed run: monitoring and checkpoint options applied, `metrics.jsonl` cut back to the
@@ -901,6 +916,7 @@ impl Session<'_> {
         let text: String = kept.iter().map(|r| rundir::metrics_line(r)).collect();
         rundir::write_atomic(&path, text.as_bytes())?;
         rundir::write_json_atomic(&self.dir.file(CONFIG), &self.config)?;
+        self.write_manifest()?;
         let mut msg = format!(
             "resuming {} at iteration {at} of {}",
             self.dir.root().display(),
