@@ -119,6 +119,10 @@ struct BenchResult {
     pcd_steps: usize,
     pcd_chains: usize,
     rbm_sides: (usize, usize),
+    /// The CPU (`/proc/cpuinfo` model name) and the vectorised kernels' path chosen at run
+    /// time: speed figures are only comparable on the same CPU.
+    cpu_model: String,
+    simd_path: &'static str,
     /// Threads of a training step (`--threads`).
     threads: usize,
     /// MATMUL_NUM_THREADS (matrixmultiply's own threads; 1 unless set in the environment).
@@ -285,6 +289,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         pcd_chains: args.pcd_chains,
         rbm_sides: mc.rbm_sides(),
         matmul_threads: env_threads,
+        cpu_model: super::manifest::cpu_model(),
+        simd_path: gumbolt_core::numerics::simd_path(),
         threads,
         sec_per_iter: med,
         sec_per_iter_mean: mean,
@@ -333,6 +339,7 @@ fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<
         r.threads,
         if r.threads == 1 { "" } else { "s" }
     )?;
+    writeln!(w, "CPU: {} ({} kernels)", r.cpu_model, r.simd_path)?;
     writeln!(
         w,
         "drift: first third {:.4}, last third {:.4} (median s/iteration, {:+.1} %)",

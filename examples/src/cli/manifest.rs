@@ -151,7 +151,7 @@ fn hash_file(path: &Path) -> Result<DataFile> {
 }
 
 /// The CPU's model name.
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
