@@ -26,8 +26,11 @@ fn main() {
     let root = manifest_dir.parent().unwrap_or(&manifest_dir).to_path_buf();
 
     // A commit only if the examples crate is in the checkout (not a crate unpacked elsewhere).
+    // (`build.rs` must be tracked by that repository: a copy unpacked inside another
+    // project's checkout reports `unknown`, not that project's commit.)
     let top = git(&manifest_dir, &["rev-parse", "--show-toplevel"]).map(PathBuf::from);
-    let in_checkout = top.as_deref().is_some_and(|t| manifest_dir.starts_with(t));
+    let in_checkout = top.as_deref().is_some_and(|t| manifest_dir.starts_with(t))
+        && git(&manifest_dir, &["ls-files", "--error-unmatch", "build.rs"]).is_some();
     let commit = in_checkout
         .then(|| git(&manifest_dir, &["rev-parse", "HEAD"]))
         .flatten();
