@@ -417,3 +417,17 @@ mod tests {
         }
     }
 }
+
+impl gumbolt_core::prior::ColourConditionals for FactorialBernoulli {
+    /// One class: every unit is independent of the others.
+    fn colour_classes(&self) -> Vec<Vec<usize>> {
+        vec![(0..self.h().len()).collect()]
+    }
+
+    /// `h` in every row.
+    fn colour_logits(&self, _class: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
+        for (k, &h) in self.h().iter().enumerate() {
+            out.as_mut_slice()[k * z.nrows()..(k + 1) * z.nrows()].fill(h);
+        }
+    }
+}
