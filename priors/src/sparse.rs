@@ -322,19 +322,138 @@ impl SparseBm {
         crate::rbm::atomic_write(path.as_ref(), self.to_json_string().as_bytes())
     }
 
-    /// `out[:, k] = h_i + Σ_j w_ij z[:, j]` for unit `i` (f32, vectorised over rows).
-    fn local_field_into(&self, z: &DMatrixView<'_, f32>, i: usize, out: &mut [f32]) {
-        out.fill(self.params[i]);
-        let w = &self.params[self.n..];
-        for &(j, e) in self.neighbours(i) {
-            let we = w[e];
-            if we == 0.0 {
-                continue;
+    /// `out[:, k] = h_i + Σ_j w_ij z[:, j]` for the units `units` (f32, vectorised over rows).
+    fn local_fields_into(&self, z: &DMatrixView<'_, f32>, units: &[usize], out: &mut [f32]) {
+        let (data, ld) = column_major(z);
+        let n = self.n;
+        local_fields_kernel(
+            data,
+            ld,
+            z.nrows(),
+            units,
+            &self.params[..n],
+            &self.params[n..],
+            &self.adj_start,
+            &self.adj,
+            out,
+        );
+    }
+}
+
+/// The column-major data of `z` and its column stride: column `j` is
+/// `data[j·ld..j·ld + rows]` (no copy).
+fn column_major<'a>(z: &'a DMatrixView<'_, f32>) -> (&'a [f32], usize) {
+    let (rows, cols) = z.shape();
+    if rows == 0 || cols == 0 {
+        return (&[], rows);
+    }
+    let ld = z.strides().1;
+    let len = (cols - 1) * ld + rows;
+    // SAFETY: a view with unit row stride stores element (r, j) at offset r + j·ld from its
+    // first element, so every offset below `len` up to the last element is inside the storage.
+    (
+        unsafe { std::slice::from_raw_parts(nalgebra::RawStorage::ptr(&z.data), len) },
+        ld,
+    )
+}
+
+/// Rows per register block of the kernels.
+const BLOCK: usize = 16;
+
+gumbolt_core::multiversion! {
+    /// `out[k·rows + r] = h_i + Σ_(j,e)∈adj(i) w_e·z[j·ld + r]` for the `k`-th unit `i` of
+    /// `units` (column-major `z` of `rows` rows, column stride `ld`): blocks of 16 rows stay in registers while the
+    /// neighbours are added in adjacency order.
+    #[allow(clippy::too_many_arguments)]
+    fn local_fields_kernel(
+        z: &[f32],
+        ld: usize,
+        rows: usize,
+        units: &[usize],
+        h: &[f32],
+        w: &[f32],
+        adj_start: &[usize],
+        adj: &[(usize, usize)],
+        out: &mut [f32],
+    ) {
+        for (k, &i) in units.iter().enumerate() {
+            let o = &mut out[k * rows..(k + 1) * rows];
+            let nb = &adj[adj_start[i]..adj_start[i + 1]];
+            let hi = h[i];
+            let mut r0 = 0;
+            while r0 + BLOCK <= rows {
+                let mut acc = [hi; BLOCK];
+                for &(j, e) in nb {
+                    let we = w[e];
+                    let zj: &[f32; BLOCK] = z[j * ld + r0..j * ld + r0 + BLOCK]
+                        .try_into()
+                        .expect("a block");
+                    for t in 0..BLOCK {
+                        acc[t] += we * zj[t];
+                    }
+                }
+                o[r0..r0 + BLOCK].copy_from_slice(&acc);
+                r0 += BLOCK;
             }
-            let col = z.column(j);
-            let col = col.as_slice();
-            for (o, &x) in out.iter_mut().zip(col) {
-                *o += we * x;
+            if r0 < rows {
+                let o = &mut o[r0..];
+                o.fill(hi);
+                for &(j, e) in nb {
+                    let we = w[e];
+                    for (a, &x) in o.iter_mut().zip(&z[j * ld + r0..j * ld + rows]) {
+                        *a += we * x;
+                    }
+                }
+            }
+        }
+    }
+}
+
+gumbolt_core::multiversion! {
+    /// `out[r] = −Σ_i z_ri·(h_i + Σ_{j>i} w_ij z_rj)`: per unit an f32 block sum, added to the
+    /// f64 energies.
+    fn energy_kernel(
+        z: &[f32],
+        ld: usize,
+        rows: usize,
+        h: &[f32],
+        w: &[f32],
+        adj_start: &[usize],
+        adj: &[(usize, usize)],
+        out: &mut [f64],
+    ) {
+        out.fill(0.0);
+        for (i, &hi) in h.iter().enumerate() {
+            let nb = &adj[adj_start[i]..adj_start[i + 1]];
+            let zi = &z[i * ld..i * ld + rows];
+            let mut r0 = 0;
+            while r0 + BLOCK <= rows {
+                let mut acc = [hi; BLOCK];
+                for &(j, e) in nb {
+                    if j < i {
+                        continue;
+                    }
+                    let we = w[e];
+                    let zj: &[f32; BLOCK] = z[j * ld + r0..j * ld + r0 + BLOCK]
+                        .try_into()
+                        .expect("a block");
+                    for t in 0..BLOCK {
+                        acc[t] += we * zj[t];
+                    }
+                }
+                for t in 0..BLOCK {
+                    out[r0 + t] -= (acc[t] * zi[r0 + t]) as f64;
+                }
+                r0 += BLOCK;
+            }
+            for r in r0..rows {
+                let mut a = hi;
+                for &(j, e) in nb {
+                    if j > i {
+                        a += w[e] * z[j * ld + r];
+                    }
+                }
+                out[r] -= (a * zi[r]) as f64;
             }
         }
     }
@@ -386,7 +505,8 @@ impl Prior for SparseBm {
         self.n
     }
 
-    /// `E(ζ_r) = −(hᵀζ_r + Σ_(i,j) w_ij ζ_ri ζ_rj)` per row, accumulated in f64.
+    /// `E(ζ_r) = −(hᵀζ_r + Σ_(i,j) w_ij ζ_ri ζ_rj)` per row (f32 sums per unit, accumulated
+    /// in f64).
     fn energy_into(&self, zeta: DMatrixView<'_, f32>, out: &mut [f64]) {
         self.check_rows(&zeta, "energy_into");
         assert_eq!(
@@ -394,29 +514,18 @@ impl Prior for SparseBm {
             zeta.nrows(),
             "SparseBm::energy_into: output length"
         );
-        let rows = zeta.nrows();
-        let mut acc = vec![0.0f32; rows];
-        out.fill(0.0);
-        // Per-unit f32 sums `h_i ζ_i + ζ_i Σ_{j>i} w_ij ζ_j`, added to f64 once per unit.
-        for i in 0..self.n {
-            acc.fill(0.0);
-            let zi = zeta.column(i);
-            let zi = zi.as_slice();
-            let w = &self.params[self.n..];
-            for &(j, e) in self.neighbours(i) {
-                if j < i || w[e] == 0.0 {
-                    continue;
-                }
-                let zj = zeta.column(j);
-                for (a, &x) in acc.iter_mut().zip(zj.as_slice()) {
-                    *a += w[e] * x;
-                }
-            }
-            let h = self.params[i];
-            for ((o, &a), &x) in out.iter_mut().zip(&acc).zip(zi) {
-                *o -= ((h + a) * x) as f64;
-            }
-        }
+        let (z, ld) = column_major(&zeta);
+        let n = self.n;
+        energy_kernel(
+            z,
+            ld,
+            zeta.nrows(),
+            &self.params[..n],
+            &self.params[n..],
+            &self.adj_start,
+            &self.adj,
+            out,
+        );
     }
 }
 
@@ -426,13 +535,9 @@ impl EnergyGradient for SparseBm {
         self.check_rows(&zeta, "energy_grad_into");
         let rows = zeta.nrows();
         ensure_shape(out, rows, self.n);
-        let mut buf = vec![0.0f32; rows];
-        for i in 0..self.n {
-            self.local_field_into(&zeta, i, &mut buf);
-            for (o, &b) in out.column_mut(i).iter_mut().zip(&buf) {
-                *o = -b;
-            }
-        }
+        let all: Vec<usize> = (0..self.n).collect();
+        self.local_fields_into(&zeta, &all, out.as_mut_slice());
+        out.iter_mut().for_each(|v| *v = -*v);
     }
 }
 
@@ -495,7 +600,7 @@ impl SiteConditionals for SparseBm {
     fn site_energy_gaps(&self, z: DMatrixView<'_, f32>, i: usize, out: &mut [f64]) {
         self.check_rows(&z, "site_energy_gaps");
         let mut buf = vec![0.0f32; z.nrows()];
-        self.local_field_into(&z, i, &mut buf);
+        self.local_fields_into(&z, &[i], &mut buf);
         for (o, &b) in out.iter_mut().zip(&buf) {
             *o = -(b as f64);
         }
@@ -512,10 +617,6 @@ impl ColourConditionals for SparseBm {
     /// `h_i + Σ_j w_ij z_j` for the units of the class: one sparse pass over the class's
     /// adjacency, each term an axpy over all chains.
     fn colour_logits(&self, class: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
-        let rows = z.nrows();
-        for (k, &i) in self.classes[class].iter().enumerate() {
-            let col = &mut out.as_mut_slice()[k * rows..(k + 1) * rows];
-            self.local_field_into(&z, i, col);
-        }
+        self.local_fields_into(&z, &self.classes[class], out.as_mut_slice());
     }
 }

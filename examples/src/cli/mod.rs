@@ -8,6 +8,7 @@ mod bench;
 mod dataset;
 mod eval;
 mod logz;
+mod prior_arg;
 mod progress;
 mod quick;
 mod reproduce;

@@ -30,7 +30,10 @@ use serde::{Deserialize, Serialize};
 
 /// The seed of run `r` (SplitMix64 of the seed and the run).
 fn run_seed(seed: u64, r: usize) -> u64 {
-    let mut z = seed ^ (r as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut z = seed
+        ^ (r as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
