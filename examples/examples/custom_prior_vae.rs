@@ -163,14 +163,14 @@ impl EnergyParamGradient for SmallWorldBm {
         weights: &[f32],
         grad: &mut [f32],
     ) {
-        for i in 0..self.n {
+        for (i, g) in grad[..self.n].iter_mut().enumerate() {
             let s: f64 = z
                 .column(i)
                 .iter()
                 .zip(weights)
                 .map(|(&x, &w)| (x * w) as f64)
                 .sum();
-            grad[i] += s as f32;
+            *g += s as f32;
         }
         for (e, &(i, j)) in self.edges.iter().enumerate() {
             let s: f64 = z

@@ -255,6 +255,20 @@ impl SiteConditionals for FactorialBernoulli {
     }
 }
 
+impl gumbolt_core::prior::ColourConditionals for FactorialBernoulli {
+    /// One class: every unit is independent of the others.
+    fn colour_classes(&self) -> Vec<Vec<usize>> {
+        vec![(0..self.h().len()).collect()]
+    }
+
+    /// `h` in every row.
+    fn colour_logits(&self, _class: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
+        for (k, &h) in self.h().iter().enumerate() {
+            out.as_mut_slice()[k * z.nrows()..(k + 1) * z.nrows()].fill(h);
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::needless_range_loop)] // index-heavy reference formulas
 mod tests {
@@ -414,20 +428,6 @@ mod tests {
                 fb.site_energy_gaps(zeta.as_view(), i, &mut s2);
                 assert_eq!(s1, s2, "site gaps");
             }
-        }
-    }
-}
-
-impl gumbolt_core::prior::ColourConditionals for FactorialBernoulli {
-    /// One class: every unit is independent of the others.
-    fn colour_classes(&self) -> Vec<Vec<usize>> {
-        vec![(0..self.h().len()).collect()]
-    }
-
-    /// `h` in every row.
-    fn colour_logits(&self, _class: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
-        for (k, &h) in self.h().iter().enumerate() {
-            out.as_mut_slice()[k * z.nrows()..(k + 1) * z.nrows()].fill(h);
         }
     }
 }

@@ -534,9 +534,6 @@ impl From<&Rbm> for PolynomialMrf {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 impl PolynomialMrf {
     /// Colour classes of the interaction hypergraph: two units that share a monomial get
     /// different colours ([`crate::topology::greedy_colouring`] of the graph joining every pair
@@ -578,3 +575,6 @@ impl gumbolt_core::prior::ColourConditionals for PolynomialMrf {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

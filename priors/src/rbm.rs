@@ -882,9 +882,6 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests;
-
 impl gumbolt_core::prior::ColourConditionals for Rbm {
     /// The two sides: class 0 is `z1` (units `0..n1`), class 1 is `z2` (GB Eq. 4).
     fn colour_classes(&self) -> Vec<Vec<usize>> {
@@ -901,3 +898,6 @@ impl gumbolt_core::prior::ColourConditionals for Rbm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,9 @@
 //! `{"h": [n numbers], "edges": [[i, j, w], …]}`: 0-based units, `i ≠ j`, each unordered pair at
 //! most once. A malformed file gets an error naming the file and the offending entry.
 
+// The multiversioned kernels take the CSR arrays one by one.
+#![allow(clippy::too_many_arguments)]
+
 use crate::error::{PriorError, Result};
 use crate::topology::{Topology, greedy_colouring};
 use crate::util::ensure_shape;
@@ -364,7 +367,6 @@ gumbolt_core::multiversion! {
     /// `out[k·rows + r] = h_i + Σ_(j,e)∈adj(i) w_e·z[j·ld + r]` for the `k`-th unit `i` of
     /// `units` (column-major `z` of `rows` rows, column stride `ld`): blocks of 16 rows stay in registers while the
     /// neighbours are added in adjacency order.
-    #[allow(clippy::too_many_arguments)]
     fn local_fields_kernel(
         z: &[f32],
         ld: usize,

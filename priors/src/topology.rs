@@ -187,6 +187,7 @@ fn chimera(m: usize, n: usize, t: usize) -> (usize, Vec<(usize, usize)>) {
 }
 
 /// Pegasus P(m), fabric only, offsets index 0 (dwave-networkx `pegasus_graph(m)`).
+#[allow(clippy::needless_range_loop)] // the loops follow dwave-networkx's index ranges
 fn pegasus(m: usize) -> (usize, Vec<(usize, usize)>) {
     const OFF0: [usize; 12] = [2, 2, 2, 2, 10, 10, 10, 10, 6, 6, 6, 6];
     const OFF1: [usize; 12] = [6, 6, 6, 6, 2, 2, 2, 2, 10, 10, 10, 10];

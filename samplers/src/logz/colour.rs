@@ -430,7 +430,7 @@ impl ColourPtBar {
             }
             if production {
                 let k = step - burn_in;
-                if store && k % thin == 0 {
+                if store && k.is_multiple_of(thin) {
                     for t in 0..r - 1 {
                         let d = betas[t + 1] - betas[t];
                         out.fwd[t].push((-d * e[row_of[t]]) as f32);
@@ -465,7 +465,7 @@ impl ColourPtBar {
                 cfg.pilot_sweeps / 4,
                 cfg.pilot_sweeps,
                 1,
-                run_seed(cfg.seed ^ 0x7069_6C6F_74, p),
+                run_seed(cfg.seed ^ 0x0070_696C_6F74, p),
                 false,
             )
         });
