@@ -3,7 +3,7 @@
 
 use gumbolt_core::prior::{EnergyGradient, EnergyParamGradient, ExactPartition, Prior};
 use gumbolt_core::{Mat, Sampler};
-use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_priors::{FactorialBernoulli, PolynomialMrf, Rbm, SparseBm};
 
 use super::error::Result;
 
@@ -76,6 +76,29 @@ impl TrainablePrior for Rbm {
     fn couples_within(&self, units: std::ops::Range<usize>) -> bool {
         let n1 = self.n1();
         units.start < n1 && units.end > n1 && !units.is_empty()
+    }
+}
+
+impl TrainablePrior for PolynomialMrf {
+    /// One group: the coefficients of every monomial, not decayed.
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        vec![ParamGroup {
+            name: "mrf.c",
+            len: self.num_monomials(),
+            decay: false,
+        }]
+    }
+
+    /// Whether a monomial of order ≥ 2 has two units in `units`.
+    fn couples_within(&self, units: std::ops::Range<usize>) -> bool {
+        (0..self.num_monomials()).any(|k| {
+            self.monomial(k)
+                .0
+                .iter()
+                .filter(|i| units.contains(i))
+                .count()
+                >= 2
+        })
     }
 }
 
