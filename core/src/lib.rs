@@ -33,8 +33,8 @@ pub mod sampler;
 pub use error::{CoreError, Result};
 pub use posterior::{EstimatorGrad, GradientEstimator, Posterior};
 pub use prior::{
-    Block, BlockConditionals, EnergyGradient, EnergyParamGradient, ExactPartition, Parametric,
-    Prior, PriorExt, SiteConditionals,
+    Block, BlockConditionals, ColourConditionals, EnergyGradient, EnergyParamGradient,
+    ExactPartition, Parametric, Prior, PriorExt, SiteConditionals,
 };
 pub use sampler::{LogPartitionEstimate, LogPartitionEstimator, Sampler};
 

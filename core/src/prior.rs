@@ -14,6 +14,7 @@
 //! | [`ExactPartition`] | exact `log Z` and `∇θ log Z` | tests, small models, GumBolt-nW |
 //! | [`BlockConditionals`] | `p(z_side = 1 | other side)` logits | block Gibbs, PT, AIS, bridge sampling |
 //! | [`SiteConditionals`] | single-site energy gaps `g_i` | single-site Gibbs of any MRF |
+//! | [`ColourConditionals`] | logits of one colour class given the rest | colour-class Gibbs, PCD, PT, AIS on any graph |
 //!
 //! Rows of every batch are configurations; columns are units. Matrices are f32 (hot paths),
 //! energies and log-partition functions f64.
@@ -62,8 +63,14 @@ pub trait PriorExt: Prior {
 impl<P: Prior + ?Sized> PriorExt for P {}
 
 /// Gradient of the relaxed energy with respect to ζ: `∂E/∂ζ_i = g_i(ζ_{−i})` (GB Eq. 11).
+///
+/// **Contract.** `out` may arrive with any shape (the GumBolt model passes a `0 × 0` buffer on
+/// its first call and reuses it afterwards): the implementation must resize it to `[N, n]`
+/// (e.g. `if out.shape() != (n_rows, n) { *out = Mat::zeros(n_rows, n) }`) and overwrite every
+/// entry.
 pub trait EnergyGradient: Prior {
-    /// Writes `∂E/∂ζ` at every row of `zeta` into `out` (same shape `[N, n]`).
+    /// Writes `∂E/∂ζ` at every row of `zeta` into `out`, resized to `[N, n]` if it has another
+    /// shape.
     fn energy_grad_into(&self, zeta: DMatrixView<'_, f32>, out: &mut Mat);
 }
 
@@ -148,4 +155,61 @@ pub trait BlockConditionals: Prior {
 pub trait SiteConditionals: Prior {
     /// Writes `g_i` for every row (chain) of `z` (`[C, n]`) into `out` (length `C`).
     fn site_energy_gaps(&self, z: DMatrixView<'_, f32>, i: usize, out: &mut [f64]);
+}
+
+/// Conditionals over a proper colouring of the prior's interaction graph: the units of one
+/// colour class share no interaction term, so given the other units they are independent
+/// Bernoullis. Block Gibbs over the classes (one class after the other, each class for all
+/// chains at once) is then a valid Gibbs sweep for any Boltzmann machine or MRF (GB §3, App. A:
+/// the energy is multilinear, Eq. 10). An RBM's two sides are the two-class special case of
+/// [`BlockConditionals`].
+///
+/// **Contract.** `colour_classes` partitions `0..n` (every unit in exactly one class, no class
+/// empty) and never changes for a given prior; no interaction term of the energy contains two
+/// units of one class. `colour_logits(c, z, out)` writes, for every row (chain) `r` of `z`
+/// (`[C, n]`, entries 0/1) and the `k`-th unit `i` of class `c`,
+/// `out[r, k] = −g_i(z_r) = E(z_i = 0, z_−i) − E(z_i = 1, z_−i)` (the logit of
+/// `p(z_i = 1 | z_−i)` at β = 1); `out` arrives with shape `[C, |class c|]`. The columns of
+/// class `c` of `z` may hold anything (they are not read by a correct implementation).
+///
+/// ```
+/// # use gumbolt_core::prior::{ColourConditionals, Prior};
+/// # use gumbolt_core::Mat;
+/// # use nalgebra::DMatrixView;
+/// /// A chain of three units, E = −z0·z1 − z1·z2: colours {0, 2} and {1}.
+/// #[derive(Clone, Debug)]
+/// struct Chain3;
+/// impl Prior for Chain3 {
+///     fn num_units(&self) -> usize { 3 }
+///     fn energy_into(&self, z: DMatrixView<'_, f32>, out: &mut [f64]) {
+///         for (r, o) in out.iter_mut().enumerate() {
+///             *o = -((z[(r, 0)] * z[(r, 1)] + z[(r, 1)] * z[(r, 2)]) as f64);
+///         }
+///     }
+/// }
+/// impl ColourConditionals for Chain3 {
+///     fn colour_classes(&self) -> Vec<Vec<usize>> { vec![vec![0, 2], vec![1]] }
+///     fn colour_logits(&self, c: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
+///         for r in 0..z.nrows() {
+///             if c == 0 {
+///                 out[(r, 0)] = z[(r, 1)];
+///                 out[(r, 1)] = z[(r, 1)];
+///             } else {
+///                 out[(r, 0)] = z[(r, 0)] + z[(r, 2)];
+///             }
+///         }
+///     }
+/// }
+/// let z = Mat::from_row_slice(1, 3, &[1.0, 0.0, 1.0]);
+/// let mut out = Mat::zeros(1, 1);
+/// Chain3.colour_logits(1, z.as_view(), &mut out);
+/// assert_eq!(out[(0, 0)], 2.0);
+/// ```
+pub trait ColourConditionals: Prior {
+    /// The colour classes: lists of unit indices partitioning `0..n`.
+    fn colour_classes(&self) -> Vec<Vec<usize>>;
+
+    /// Writes the logits of `p(z_i = 1 | rest)` of the units of class `class` for every row of
+    /// `z` (`[C, n]`) into `out` (`[C, |class|]`), at inverse temperature 1.
+    fn colour_logits(&self, class: usize, z: DMatrixView<'_, f32>, out: &mut Mat);
 }

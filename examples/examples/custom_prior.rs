@@ -89,7 +89,12 @@ impl SiteConditionals for IsingChain {
 }
 
 impl EnergyGradient for IsingChain {
+    /// The contract of [`EnergyGradient`]: `out` may have any shape (a model passes `0 × 0`
+    /// first), so it is resized to `[N, n]`.
     fn energy_grad_into(&self, zeta: DMatrixView<'_, f32>, out: &mut Mat) {
+        if out.shape() != (zeta.nrows(), self.h.len()) {
+            *out = Mat::zeros(zeta.nrows(), self.h.len());
+        }
         let mut g = vec![0.0; zeta.nrows()];
         for i in 0..self.h.len() {
             self.gaps(&zeta, i, &mut g);
@@ -212,7 +217,7 @@ fn main() {
     // The relaxed energy and its gradient at a point inside the cube, checked by a central
     // finite difference on unit 3.
     let zeta = Mat::from_fn(1, n, |_, i| 0.1 + 0.05 * i as f32);
-    let mut grad = Mat::zeros(1, n);
+    let mut grad = Mat::zeros(0, 0); // any shape: the implementation resizes it
     chain.energy_grad_into(zeta.as_view(), &mut grad);
     let (mut up, mut down) = (zeta.clone(), zeta.clone());
     up[(0, 3)] += 1e-2;

@@ -11,8 +11,8 @@ use gumbolt_models::data::load_bundled_mnist;
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
 use gumbolt_models::nn::Mlp;
 use gumbolt_models::train::{CheckpointPartition, GumBoltPrior, load_model};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::Pcd;
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::{ColourPcd, Pcd};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -48,10 +48,12 @@ fn train_and_export(dir: &Path, extra: &[&str]) -> Vec<u8> {
     std::fs::read(file).unwrap()
 }
 
-/// name → (shape, f32 values) of every tensor, checking each is float32.
+/// name → (shape, f32 values) of every tensor, checking each is float32 — but for a graph
+/// prior's integer `prior.edges` (checked by [`graph_edges`]).
 fn tensors(st: &SafeTensors<'_>) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     st.tensors()
         .into_iter()
+        .filter(|(name, _)| name != "prior.edges")
         .map(|(name, v)| {
             assert_eq!(v.dtype(), Dtype::F32, "{name} is not float32");
             let values = v
@@ -258,6 +260,44 @@ fn rbm_run_exports_the_documented_tensors() {
     // The couplings are not all zero after training (else a transposition would go unseen).
     assert!(r.w().iter().any(|&v| v != 0.0));
     assert_eq!(config(&bytes)["prior"], "rbm");
+    check(model, &bytes, prior);
+}
+
+/// The `[m, 2]` int64 `prior.edges` of an export.
+fn graph_edges(bytes: &[u8]) -> (Vec<usize>, Vec<i64>) {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let v = st.tensor("prior.edges").unwrap();
+    assert_eq!(v.dtype(), Dtype::I64, "prior.edges is not int64");
+    let values = v
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (v.shape().to_vec(), values)
+}
+
+#[test]
+fn graph_run_exports_the_documented_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let bytes = train_and_export(&dir, &["--structure", "~", "--prior", "chimera:2,2,4"]);
+    let model =
+        load_model::<SparseBm, SampledPartition<ColourPcd>>(dir.join("checkpoint.ckpt")).unwrap();
+    let g = model.prior();
+    let (shape, edges) = graph_edges(&bytes);
+    assert_eq!(shape, vec![g.num_edges(), 2]);
+    let want: Vec<i64> = g
+        .edges()
+        .iter()
+        .flat_map(|&(i, j)| [i as i64, j as i64])
+        .collect();
+    assert_eq!(edges, want);
+    let prior = BTreeMap::from([
+        ("prior.h".to_string(), (vec![g.num_units()], g.h().to_vec())),
+        ("prior.w".to_string(), (vec![g.num_edges()], g.w().to_vec())),
+    ]);
+    assert!(g.w().iter().any(|&v| v != 0.0));
+    assert_eq!(config(&bytes)["prior"], "graph");
     check(model, &bytes, prior);
 }
 

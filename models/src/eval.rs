@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use gumbolt_core::Mat;
 use gumbolt_core::rng::root_rng;
-use gumbolt_samplers::logz::{Ais, AisBase, AisConfig, AisSchedule, PtBar, PtBarConfig};
-use gumbolt_samplers::{BlockGibbs, Progress};
+use gumbolt_samplers::Progress;
+use gumbolt_samplers::logz::{AisBase, AisConfig, AisSchedule, PtBarConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
@@ -181,8 +181,8 @@ pub fn estimate_log_z<P: GumBoltPrior>(
     }
     let est = match &config.method {
         LogZMethod::Exact => return Ok(exact(prior.log_partition()?)),
-        LogZMethod::Ais(c) => Ais::new(c.clone())?.estimate_with_progress(prior, progress)?,
-        LogZMethod::PtBar(c) => PtBar::new(c.clone())?.estimate_with_progress(prior, progress)?,
+        LogZMethod::Ais(c) => prior.estimate_log_z_sampled(Some(c), None, progress)?,
+        LogZMethod::PtBar(c) => prior.estimate_log_z_sampled(None, Some(c), progress)?,
     };
     Ok(LogZ {
         value: est.log_z,
@@ -496,19 +496,14 @@ where
             reason: "must be at least 1".into(),
         });
     }
-    let (n1, n2) = model.prior().block_sizes();
-    let mut gibbs = BlockGibbs::new(n1, n2, config.n, config.seed)?;
-    if config.from_chains
-        && let Some(chains) = model.partition().chains()
-    {
-        let c = chains.nrows();
-        let state = gibbs.state_mut();
-        for r in 0..config.n {
-            state.row_mut(r).copy_from(&chains.row(r % c));
-        }
-    }
-    gibbs.run(model.prior(), config.sweeps);
-    let latents = gibbs.state().clone();
+    let init = if config.from_chains {
+        model.partition().chains()
+    } else {
+        None
+    };
+    let latents = model
+        .prior()
+        .gibbs_samples(init, config.n, config.sweeps, config.seed)?;
     let probabilities = model.decode(&latents)?;
     Ok(Generated {
         latents,

@@ -255,6 +255,20 @@ impl SiteConditionals for FactorialBernoulli {
     }
 }
 
+impl gumbolt_core::prior::ColourConditionals for FactorialBernoulli {
+    /// One class: every unit is independent of the others.
+    fn colour_classes(&self) -> Vec<Vec<usize>> {
+        vec![(0..self.h().len()).collect()]
+    }
+
+    /// `h` in every row.
+    fn colour_logits(&self, _class: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
+        for (k, &h) in self.h().iter().enumerate() {
+            out.as_mut_slice()[k * z.nrows()..(k + 1) * z.nrows()].fill(h);
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::needless_range_loop)] // index-heavy reference formulas
 mod tests {

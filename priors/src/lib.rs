@@ -9,6 +9,7 @@
 //! | [`Rbm`] | `−E = aᵀz1 + bᵀz2 + z1ᵀWz2` (GB Eq. 4, algorithms §1) | sum the larger side out, Gray-code enumerate the smaller (≤ 24 units) |
 //! | [`FactorialBernoulli`] | `E = −hᵀz` | `Σ softplus(h_i)`, any size |
 //! | [`PolynomialMrf`] | `E = Σ_S c_S Π_{i∈S} z_i`, any order (GB App. A, algorithms §8) | enumeration (≤ 24 units) |
+//! | [`SparseBm`] | `−E = hᵀz + Σ_(i,j)∈G w_ij z_i z_j` on any graph (Chimera, Pegasus, Zephyr: [`Topology`]) | enumeration (≤ 24 units) |
 //!
 //! Every energy is the multilinear extension of the binary energy, so it can be evaluated at
 //! relaxed points `ζ ∈ [0,1]^n` (GB Eq. 7); Theorem 1 keeps it within its vertex extremes.
@@ -42,11 +43,15 @@ pub mod fuzz;
 mod kernels;
 pub mod mrf;
 pub mod rbm;
+pub mod sparse;
 #[cfg(test)]
 mod test_util;
+pub mod topology;
 mod util;
 
 pub use bernoulli::FactorialBernoulli;
 pub use error::{PriorError, Result};
 pub use mrf::PolynomialMrf;
 pub use rbm::Rbm;
+pub use sparse::SparseBm;
+pub use topology::Topology;

@@ -534,5 +534,47 @@ impl From<&Rbm> for PolynomialMrf {
     }
 }
 
+impl PolynomialMrf {
+    /// Colour classes of the interaction hypergraph: two units that share a monomial get
+    /// different colours ([`crate::topology::greedy_colouring`] of the graph joining every pair
+    /// of units of every monomial).
+    pub fn hypergraph_colouring(&self) -> Vec<Vec<usize>> {
+        let mut pairs = std::collections::BTreeSet::new();
+        for k in 0..self.num_monomials() {
+            let s = self.set(k);
+            for (a, &i) in s.iter().enumerate() {
+                for &j in &s[a + 1..] {
+                    pairs.insert((i.min(j), i.max(j)));
+                }
+            }
+        }
+        let pairs: Vec<(usize, usize)> = pairs.into_iter().collect();
+        crate::topology::greedy_colouring(self.n, &pairs)
+    }
+}
+
+impl gumbolt_core::prior::ColourConditionals for PolynomialMrf {
+    /// [`PolynomialMrf::hypergraph_colouring`] (computed at every call: callers keep it).
+    fn colour_classes(&self) -> Vec<Vec<usize>> {
+        self.hypergraph_colouring()
+    }
+
+    /// `−g_i` for the units of the class ([`SiteConditionals::site_energy_gaps`]).
+    fn colour_logits(&self, class: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
+        let classes = self.hypergraph_colouring();
+        let rows = z.nrows();
+        let mut gap = vec![0.0f64; rows];
+        for (k, &i) in classes[class].iter().enumerate() {
+            self.site_energy_gaps(z, i, &mut gap);
+            for (o, &g) in out.as_mut_slice()[k * rows..(k + 1) * rows]
+                .iter_mut()
+                .zip(&gap)
+            {
+                *o = -g as f32;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -882,5 +882,22 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+impl gumbolt_core::prior::ColourConditionals for Rbm {
+    /// The two sides: class 0 is `z1` (units `0..n1`), class 1 is `z2` (GB Eq. 4).
+    fn colour_classes(&self) -> Vec<Vec<usize>> {
+        let (n1, n2) = (self.n1(), self.n2());
+        vec![(0..n1).collect(), (n1..n1 + n2).collect()]
+    }
+
+    /// [`BlockConditionals::block_logits`] of the side given the other side's columns.
+    fn colour_logits(&self, class: usize, z: DMatrixView<'_, f32>, out: &mut Mat) {
+        let (n1, n2) = (self.n1(), self.n2());
+        match class {
+            0 => self.block_logits(Block::One, z.columns(n1, n2), out),
+            _ => self.block_logits(Block::Two, z.columns(0, n1), out),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -11,13 +11,18 @@
 //! ("Gelem/s"), and the `sweeps` benchmark declares one element per sweep, so its `thrpt` line
 //! is sweeps/s. A summary line with both numbers from a plain timed loop is printed first.
 //!
+//! A colour-class Gibbs sweep of a Boltzmann machine on a D-Wave topology (Pegasus P(4): 264
+//! units, 1604 edges; Zephyr Z(2,5); Chimera C(5,5,4)) visits every unit once and adds each
+//! coupling twice (once per end) for every chain: **FLOP per sweep = 2·C·(2·edges)**, plus
+//! `C·n` uniforms and sigmoids (not counted).
+//!
 //! ```text
 //! cargo bench -p gumbolt-samplers --bench gibbs
 //! ```
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gumbolt_priors::Rbm;
-use gumbolt_samplers::BlockGibbs;
+use gumbolt_priors::{Rbm, SparseBm};
+use gumbolt_samplers::{BlockGibbs, ColourGibbs};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -51,9 +56,40 @@ fn bench_sweep(cr: &mut Criterion, c: usize, n1: usize, n2: usize) {
     group.finish();
 }
 
+fn bench_colour_sweep(cr: &mut Criterion, c: usize, spec: &str) {
+    let mut bm = SparseBm::topology(spec.parse().expect("a topology"));
+    bm.randomize(0.1, 0.3, &mut gumbolt_core::rng::root_rng(1));
+    let mut g = ColourGibbs::for_prior(&bm, c, 7).expect("valid colouring");
+    g.run(&bm, 20);
+    let flop = (2 * c * 2 * bm.num_edges()) as u64;
+    let sweeps = 2000;
+    let t = Instant::now();
+    g.run(&bm, sweeps);
+    let per_s = sweeps as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "colour Gibbs {spec} ({} units, {} edges, {} colours), {c} chains: {per_s:.0} sweeps/s, \
+         {:.2} GFLOP/s",
+        bm.num_units(),
+        bm.num_edges(),
+        g.classes().len(),
+        per_s * flop as f64 * 1e-9
+    );
+    let mut group = cr.benchmark_group(format!(
+        "colour_gibbs_{}_C{c}",
+        spec.replace([':', ','], "_")
+    ));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sweeps", |b| b.iter(|| g.sweep(black_box(&bm))));
+    group.finish();
+}
+
 fn benches(cr: &mut Criterion) {
     bench_sweep(cr, 100, 200, 200);
+    bench_sweep(cr, 100, 100, 100);
     bench_sweep(cr, 1000, 100, 100);
+    bench_colour_sweep(cr, 100, "pegasus:4");
+    bench_colour_sweep(cr, 100, "zephyr:2,5");
+    bench_colour_sweep(cr, 100, "chimera:5,5,4");
 }
 
 criterion_group! {

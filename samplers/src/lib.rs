@@ -26,6 +26,7 @@
 //! [`SiteConditionals`]: gumbolt_core::SiteConditionals
 #![warn(missing_docs)]
 
+pub mod colour;
 pub mod error;
 pub mod gibbs;
 mod kernels;
@@ -36,6 +37,7 @@ pub mod progress;
 pub mod pt;
 pub mod site;
 
+pub use colour::{ColourGibbs, ColourPcd};
 pub use error::{Result, SamplerError};
 pub use gibbs::{BlockGibbs, block_field};
 pub use kernels::CHAINS_PER_STREAM;

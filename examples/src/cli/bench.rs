@@ -393,7 +393,10 @@ mod tests {
         assert_eq!(drift_medians(&secs), (0.02, 0.06));
         let steady = [0.05, 0.01, 0.03, 0.02, 0.04, 0.03];
         let (a, b) = drift_medians(&steady);
-        assert!((a - 0.03).abs() < 1e-15 && (b - 0.035).abs() < 1e-15, "{a} {b}");
+        assert!(
+            (a - 0.03).abs() < 1e-15 && (b - 0.035).abs() < 1e-15,
+            "{a} {b}"
+        );
         assert_eq!(drift_medians(&[0.5]), (0.5, 0.5));
     }
 }

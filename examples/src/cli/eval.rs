@@ -12,8 +12,8 @@ use gumbolt_models::data::Dataset;
 use gumbolt_models::eval::{EvalConfig, EvalProgress, LogZConfig, estimate_log_z, evaluate};
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
 use gumbolt_models::train::{CheckpointMeta, CheckpointPartition, GumBoltPrior, load_model};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::Pcd;
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::{ColourPcd, Pcd};
 use serde::Serialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -246,6 +246,10 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         }
         Kind::Nw => {
             let model = load_model::<FactorialBernoulli, ExactPartitionGradient>(&ckpt)?;
+            eval_model(model, &test, &args)?
+        }
+        Kind::Graph => {
+            let model = load_model::<SparseBm, SampledPartition<ColourPcd>>(&ckpt)?;
             eval_model(model, &test, &args)?
         }
     };

@@ -22,8 +22,8 @@ use clap::Args;
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
 use gumbolt_models::nn::Mlp;
 use gumbolt_models::train::{CheckpointMeta, CheckpointPartition, GumBoltPrior, load_model};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::Pcd;
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::{ColourPcd, Pcd};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use serde::Serialize;
@@ -182,6 +182,24 @@ impl ExportPrior for FactorialBernoulli {
     }
 }
 
+impl ExportPrior for SparseBm {
+    fn kind_name(&self) -> &'static str {
+        "graph"
+    }
+    /// `prior.h` [n], `prior.edges` [m, 2] (0-based unit indices, i < j) and `prior.w` [m]:
+    /// `−E(z) = Σ_i h_i z_i + Σ_e w_e z_i z_j`.
+    fn export_tensors(&self, t: &mut Tensors) {
+        t.f32("prior.h", &[self.num_units()], self.h());
+        let edges: Vec<i64> = self
+            .edges()
+            .iter()
+            .flat_map(|&(i, j)| [i as i64, j as i64])
+            .collect();
+        t.i64("prior.edges", &[self.num_edges(), 2], &edges);
+        t.f32("prior.w", &[self.num_edges()], self.w());
+    }
+}
+
 /// The model configuration stored in `__metadata__["gumbolt"]`.
 #[derive(Debug, Serialize)]
 struct ExportMeta {
@@ -285,6 +303,10 @@ pub(crate) fn run(args: ExportArgs) -> Result<()> {
         }
         Kind::Nw => {
             let model = load_model::<FactorialBernoulli, ExactPartitionGradient>(&ckpt)?;
+            export_model(&model, &meta, kind)?
+        }
+        Kind::Graph => {
+            let model = load_model::<SparseBm, SampledPartition<ColourPcd>>(&ckpt)?;
             export_model(&model, &meta, kind)?
         }
     };

@@ -10,6 +10,7 @@ mod eval;
 mod export;
 mod logz;
 mod manifest;
+mod prior_arg;
 mod progress;
 mod quick;
 mod reproduce;

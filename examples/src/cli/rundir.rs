@@ -19,8 +19,8 @@ use super::dataset::{DatasetArg, Source};
 use anyhow::{Context, Result, bail};
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBoltConfig, SampledPartition};
 use gumbolt_models::train::{CheckpointMeta, MetricsRecord, TrainerConfig, model_kind, read_meta};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::{Pcd, PcdConfig};
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::{ColourPcd, Pcd, PcdConfig};
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,13 +46,16 @@ pub(crate) const RUN_FILES: [&str; 7] = [
     super::manifest::MANIFEST,
 ];
 
-/// The two model kinds of the command line.
+/// The model kinds of the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// GumBolt with an RBM prior trained by PCD (`gumbolt/rbm/pcd`).
     Rbm,
     /// GumBolt-nW: factorial Bernoulli prior, exact log Z (`gumbolt/bernoulli/exact`).
     Nw,
+    /// A Boltzmann machine on any graph (Chimera, Pegasus, Zephyr, a JSON edge list) trained by
+    /// PCD over colour classes (`gumbolt/sparse-bm/pcd`).
+    Graph,
 }
 
 impl Kind {
@@ -61,11 +64,12 @@ impl Kind {
         match self {
             Kind::Rbm => model_kind::<Rbm, SampledPartition<Pcd>>(),
             Kind::Nw => model_kind::<FactorialBernoulli, ExactPartitionGradient>(),
+            Kind::Graph => model_kind::<SparseBm, SampledPartition<ColourPcd>>(),
         }
     }
 
     fn from_model_kind(s: &str) -> Option<Self> {
-        [Kind::Rbm, Kind::Nw]
+        [Kind::Rbm, Kind::Nw, Kind::Graph]
             .into_iter()
             .find(|k| k.model_kind() == s)
     }
@@ -184,11 +188,12 @@ impl RunDir {
         let meta = read_meta(&path)?;
         let kind = Kind::from_model_kind(&meta.model_kind).with_context(|| {
             format!(
-                "checkpoint {} holds a `{}` model; this command reads `{}` and `{}`",
+                "checkpoint {} holds a `{}` model; this command reads `{}`, `{}` and `{}`",
                 path.display(),
                 meta.model_kind,
                 Kind::Rbm.model_kind(),
-                Kind::Nw.model_kind()
+                Kind::Nw.model_kind(),
+                Kind::Graph.model_kind()
             )
         })?;
         Ok((kind, meta))

@@ -9,8 +9,8 @@ use gumbolt_examples::plot;
 use gumbolt_models::eval::{GenerateConfig, generate};
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
 use gumbolt_models::train::{CheckpointPartition, GumBoltPrior, load_model};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::Pcd;
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::{ColourPcd, Pcd};
 use serde::Serialize;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -133,6 +133,10 @@ pub(crate) fn run(args: SampleArgs) -> Result<()> {
         Kind::Rbm => draw(load_model::<Rbm, SampledPartition<Pcd>>(&ckpt)?, &cfg)?,
         Kind::Nw => draw(
             load_model::<FactorialBernoulli, ExactPartitionGradient>(&ckpt)?,
+            &cfg,
+        )?,
+        Kind::Graph => draw(
+            load_model::<SparseBm, SampledPartition<ColourPcd>>(&ckpt)?,
             &cfg,
         )?,
     };

@@ -24,8 +24,8 @@ use gumbolt_models::train::{
     CheckpointMeta, CheckpointPartition, GumBoltPrior, Interval, MetricsRecord, MonitorConfig,
     TrainError, TrainEvent, Trainer, TrainerConfig,
 };
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::{Pcd, PcdConfig};
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::{ColourPcd, Pcd, PcdConfig};
 use serde::Serialize;
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -72,6 +72,11 @@ impl ModelArg {
         }
     }
 
+    /// The prior kind of this model with `--prior`.
+    pub(crate) fn kind_with(self, prior: Option<&super::prior_arg::PriorArg>) -> Result<Kind> {
+        super::prior_arg::kind_of(self, prior)
+    }
+
     /// The training objective.
     pub(crate) fn objective(self) -> Objective {
         match self {
@@ -94,10 +99,10 @@ impl ModelArg {
     pub(crate) fn of(kind: Kind, objective: Objective) -> Self {
         match (kind, objective) {
             (Kind::Nw, _) => ModelArg::GumboltNw,
-            (Kind::Rbm, Objective::GumBolt) => ModelArg::Gumbolt,
-            (Kind::Rbm, Objective::Dvae) => ModelArg::Dvae,
-            (Kind::Rbm, Objective::DvaePp) => ModelArg::Dvaepp,
-            (Kind::Rbm, Objective::Reinforce) => ModelArg::Reinforce,
+            (Kind::Rbm | Kind::Graph, Objective::GumBolt) => ModelArg::Gumbolt,
+            (Kind::Rbm | Kind::Graph, Objective::Dvae) => ModelArg::Dvae,
+            (Kind::Rbm | Kind::Graph, Objective::DvaePp) => ModelArg::Dvaepp,
+            (Kind::Rbm | Kind::Graph, Objective::Reinforce) => ModelArg::Reinforce,
         }
     }
 }
@@ -247,6 +252,15 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_enum, help_heading = "Model")]
     pub(crate) model: Option<ModelArg>,
 
+    /// The prior: rbm, bernoulli (GumBolt-nW), or a Boltzmann machine on a graph:
+    /// chimera[:M,N,T] (default 5,5,4), pegasus[:M] (default 4), zephyr[:M,T] (default 2,5),
+    /// graph:FILE.json (the edges of a {"h": [...], "edges": [[i, j, w], ...]} file; training
+    /// starts from zero parameters). The graph's nodes are the latent units, split evenly over
+    /// the stochastic layers in node order [default: rbm].
+    #[arg(long, value_name = "PRIOR", value_parser = super::prior_arg::parse_prior,
+          help_heading = "Model")]
+    pub(crate) prior: Option<super::prior_arg::PriorArg>,
+
     /// Importance samples k of the training objective [default: 1].
     #[arg(long, value_name = "K", value_parser = int_at_least::<1>, help_heading = "Model")]
     pub(crate) k: Option<usize>,
@@ -349,6 +363,7 @@ impl TrainArgs {
             data_file: None,
             structure: None,
             model: None,
+            prior: None,
             k: None,
             tau: None,
             hidden_layers: None,
@@ -531,7 +546,11 @@ fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> 
         "--batch-size",
         meta.trainer.batch_size.to_string(),
     );
-    if kind == Kind::Rbm {
+    if let Some(p) = &args.prior {
+        let stored = super::prior_arg::label_of(kind, m);
+        check(p.label() != stored, "--prior", stored);
+    }
+    if kind != Kind::Nw {
         let pcd: Option<PcdConfig> = serde_json::from_value(meta.negative_phase.clone()).ok();
         if let Some(p) = pcd {
             check(
@@ -584,11 +603,13 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     let dataset = args.dataset.unwrap_or(DatasetArg::Mnist);
     dataset::check_data_file(SUB, dataset, args.data_file.as_deref())?;
     let model_arg = args.model.unwrap_or(ModelArg::Gumbolt);
-    let kind = model_arg.kind();
+    let kind = model_arg.kind_with(args.prior.as_ref())?;
+    let model_arg = ModelArg::of(kind, model_arg.objective());
     if kind == Kind::Nw && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
         eprintln!("warning: --pcd-steps and --pcd-chains are ignored by --model gumbolt-nw");
     }
-    let mc = model_config(&args, iters, dataset);
+    let mut mc = model_config(&args, iters, dataset);
+    super::prior_arg::apply(args.prior.as_ref(), &mut mc)?;
     mc.validate()
         .map_err(|e| config_error(TrainError::Model(e)))?;
     let mut tc = TrainerConfig::default().with_seed(mc.seed);
@@ -599,7 +620,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     if let Some(n) = args.checkpoint_every {
         tc.checkpoint_interval = Interval::Every(n);
     }
-    let pcd = (kind == Kind::Rbm).then(|| pcd_config(&args, mc.seed));
+    let pcd = (kind != Kind::Nw).then(|| pcd_config(&args, mc.seed));
 
     // The run directory: never overwrite a run without --force.
     if dir.root().exists() && !dir.root().is_dir() {
@@ -676,6 +697,16 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
             session.start_fresh()?;
             session.drive(trainer)
         }
+        Kind::Graph => {
+            let pcd = pcd.expect("set for a graph prior");
+            let model = GumBolt::with_graph_pcd(mc, &means, pcd)
+                .map_err(|e| config_error(TrainError::Model(e)))?;
+            let trainer = Trainer::new(model, images, Some(&data.valid), tc)
+                .map_err(config_error)?
+                .with_checkpoint_path(ckpt);
+            session.start_fresh()?;
+            session.drive(trainer)
+        }
     }
 }
 
@@ -728,7 +759,7 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     let images = data.train;
     let (data_dir, data_file) = source.absolute().paths();
     let pcd = match kind {
-        Kind::Rbm => serde_json::from_value(meta.negative_phase.clone()).ok(),
+        Kind::Rbm | Kind::Graph => serde_json::from_value(meta.negative_phase.clone()).ok(),
         Kind::Nw => None,
     };
     let config = RunConfig {
@@ -760,6 +791,16 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         }
         Kind::Nw => {
             let t = Trainer::<FactorialBernoulli, ExactPartitionGradient>::resume(
+                &ckpt,
+                images,
+                Some(&data.valid),
+            )
+            .map_err(resume_error)?;
+            let t = session.prepare_resume(t, &meta, &data.valid)?;
+            session.drive(t)
+        }
+        Kind::Graph => {
+            let t = Trainer::<SparseBm, SampledPartition<ColourPcd>>::resume(
                 &ckpt,
                 images,
                 Some(&data.valid),

@@ -351,6 +351,68 @@ pub struct GumBoltConfig {
     pub seed: u64,
     /// Optimisation settings.
     pub train: TrainConfig,
+    /// The graph of a Boltzmann-machine prior on any graph ([`gumbolt_priors::SparseBm`]);
+    /// `None` (and absent from stored configurations) for the RBM and factorial priors. Its
+    /// node count must be `L·latent_units`: layer `l` holds nodes `l·latent_units ..
+    /// (l + 1)·latent_units` in the graph's node order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_graph: Option<PriorGraph>,
+}
+
+/// The graph of a [`gumbolt_priors::SparseBm`] prior.
+///
+/// ```
+/// use gumbolt_models::gumbolt::PriorGraph;
+/// let g: PriorGraph = PriorGraph::Topology("pegasus:4".parse().unwrap());
+/// assert_eq!(g.graph().unwrap().0, 264);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorGraph {
+    /// A D-Wave topology.
+    Topology(gumbolt_priors::Topology),
+    /// An explicit edge list (e.g. read from a JSON file).
+    Edges {
+        /// Number of nodes.
+        nodes: usize,
+        /// Edges `(i, j)`, 0-based.
+        edges: Vec<(usize, usize)>,
+        /// Where it came from (a file name), for people.
+        source: String,
+    },
+}
+
+impl PriorGraph {
+    /// Node count and edges.
+    ///
+    /// # Errors
+    /// A message if an explicit edge list is invalid.
+    pub fn graph(&self) -> std::result::Result<(usize, Vec<(usize, usize)>), String> {
+        match self {
+            PriorGraph::Topology(t) => Ok(t.graph()),
+            PriorGraph::Edges { nodes, edges, .. } => {
+                gumbolt_priors::SparseBm::from_edges(*nodes, edges).map_err(|e| e.to_string())?;
+                Ok((*nodes, edges.clone()))
+            }
+        }
+    }
+
+    /// The zero-parameter prior on this graph.
+    ///
+    /// # Errors
+    /// As [`PriorGraph::graph`].
+    pub fn prior(&self) -> std::result::Result<gumbolt_priors::SparseBm, String> {
+        let (n, e) = self.graph()?;
+        gumbolt_priors::SparseBm::from_edges(n, &e).map_err(|e| e.to_string())
+    }
+
+    /// A short label: `pegasus:4`, or `graph:<source>`.
+    pub fn label(&self) -> String {
+        match self {
+            PriorGraph::Topology(t) => t.spec(),
+            PriorGraph::Edges { source, .. } => format!("graph:{source}"),
+        }
+    }
 }
 
 impl GumBoltConfig {
@@ -376,6 +438,7 @@ impl GumBoltConfig {
             batch_norm: BatchNormConfig::default(),
             seed: 0,
             train: TrainConfig::default(),
+            prior_graph: None,
         }
     }
 
@@ -440,6 +503,19 @@ impl GumBoltConfig {
             format!("must be positive and finite, got {}", self.tau)
         })?;
         self.batch_norm.validate()?;
+        if let Some(g) = &self.prior_graph {
+            let (n, _) = g.graph().map_err(|e| super::ModelError::InvalidConfig {
+                name: "prior_graph",
+                reason: e,
+            })?;
+            ensure(n == self.latent_dim(), "prior_graph", || {
+                format!(
+                    "the graph {} has {n} nodes, the model {} latent units (L·latent_units)",
+                    g.label(),
+                    self.latent_dim()
+                )
+            })?;
+        }
         self.train.validate()
     }
 }

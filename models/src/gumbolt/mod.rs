@@ -32,11 +32,11 @@ pub mod model;
 pub mod prior;
 
 pub use combination::{ImportanceWeighted, SampleCombination};
-pub use config::{GumBoltConfig, LrSchedule, Objective, Structure, TrainConfig};
+pub use config::{GumBoltConfig, LrSchedule, Objective, PriorGraph, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{
-    GumBolt, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, NVIL_HIDDEN_UNITS, Noise, Nvil,
-    Objectives, PhaseTimes, StepStats,
+    GumBolt, GumBoltGraph, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, NVIL_HIDDEN_UNITS, Noise,
+    Nvil, Objectives, PhaseTimes, StepStats,
 };
 pub use prior::{
     ExactPartitionGradient, FixedSamples, ParamGroup, PartitionGradient, SampledPartition,

@@ -6,8 +6,8 @@ use gumbolt_core::prior::Parametric;
 use gumbolt_core::rng::{StreamRng, fill_uniform, root_rng};
 use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat, Posterior};
 use gumbolt_estimators::{BernoulliPosterior, Discrete, GumbelRelaxation};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::{Pcd, PcdConfig};
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::{ColourPcd, Pcd, PcdConfig};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -397,6 +397,41 @@ impl GumBolt<Rbm, SampledPartition<Pcd>> {
     }
 }
 
+/// GumBolt with a Boltzmann machine on any graph (Chimera, Pegasus, Zephyr, a file's edge list:
+/// [`GumBoltConfig::prior_graph`]) trained by PCD over the graph's colour classes (GB §3: the
+/// relaxation and the discrete `log Z` of Eq. 9 hold for any BM prior).
+pub type GumBoltGraph = GumBolt<SparseBm, SampledPartition<ColourPcd>>;
+
+impl GumBolt<SparseBm, SampledPartition<ColourPcd>> {
+    /// GumBolt with a zero-initialised machine on `config.prior_graph` (its node count must be
+    /// `L·latent_units`; layer `l` holds nodes `l·latent_units..(l + 1)·latent_units`) and a
+    /// PCD negative phase over colour classes.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] without a `prior_graph`, as [`GumBolt::new`], or an invalid
+    /// PCD configuration.
+    pub fn with_graph_pcd(
+        config: GumBoltConfig,
+        pixel_means: &[f32],
+        pcd: PcdConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let graph = config
+            .prior_graph
+            .as_ref()
+            .ok_or_else(|| ModelError::InvalidConfig {
+                name: "prior_graph",
+                reason: "a Boltzmann machine on a graph needs a graph".into(),
+            })?;
+        let prior = graph.prior().map_err(|reason| ModelError::InvalidConfig {
+            name: "prior_graph",
+            reason,
+        })?;
+        let pcd = ColourPcd::new(pcd)?;
+        Self::new(config, pixel_means, prior, SampledPartition::new(pcd))
+    }
+}
+
 impl GumBolt<FactorialBernoulli, ExactPartitionGradient> {
     /// GumBolt-nW with a zero-initialised factorial prior over `L·latent_units` units.
     ///
@@ -450,6 +485,21 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 n_lat
             )
         })?;
+        if config.layers() == 2 && matches!(config.objective, Objective::Dvae | Objective::DvaePp) {
+            let u = config.latent_units;
+            ensure(
+                !prior.couples_within(0..u) && !prior.couples_within(u..2 * u),
+                "prior",
+                || {
+                    format!(
+                        "the two-layer {} KL assumes no coupling between units of one layer, \
+                         but this prior couples units inside a layer (layer l holds units \
+                         l·{u}..(l+1)·{u}); use --model gumbolt or reinforce, or one layer",
+                        config.objective.name()
+                    )
+                },
+            )?;
+        }
         let groups: usize = prior.param_groups().iter().map(|g| g.len).sum();
         ensure(groups == prior.params().len(), "prior", || {
             "parameter groups do not cover the parameter vector".into()

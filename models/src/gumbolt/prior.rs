@@ -3,7 +3,7 @@
 
 use gumbolt_core::prior::{EnergyGradient, EnergyParamGradient, ExactPartition, Prior};
 use gumbolt_core::{Mat, Sampler};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
+use gumbolt_priors::{FactorialBernoulli, PolynomialMrf, Rbm, SparseBm};
 
 use super::error::Result;
 
@@ -22,11 +22,37 @@ pub struct ParamGroup {
 /// A prior the GumBolt model can train: the energy at relaxed points (GB Eq. 7), its ζ-gradient
 /// (backpropagation into the encoder, GB Eq. 11) and its θ-gradient (positive and negative
 /// phase, GB Eq. 6), plus the split of θ into weight-decay groups.
+///
+/// **The contract a prior of your own must follow** (every method is called on batches; rows are
+/// configurations, columns units):
+/// - [`Prior::energy_into`] is the multilinear extension of the binary energy (GB Eq. 7,
+///   Theorem 1), evaluated at relaxed points `ζ ∈ [0,1]^n`; `out` has one entry per row.
+/// - [`EnergyGradient::energy_grad_into`] receives an `out` of **any shape** (the model passes a
+///   `0 × 0` buffer first and reuses it): resize it to `[N, n]` when its shape differs, then
+///   overwrite every entry with `∂E/∂ζ` (GB Eq. 11).
+/// - [`gumbolt_core::Parametric::params`] is one flat vector; [`TrainablePrior::param_groups`]
+///   covers it exactly, in order; [`EnergyParamGradient::accumulate_neg_energy_grad`] *adds*
+///   `Σ_r w_r ∂(−E(ζ_r))/∂θ` in that layout.
+/// - [`TrainablePrior::couples_within`] says whether an interaction joins units of a range; the
+///   default (`true`) is the safe answer (the two-layer dVAE / dVAE++ KL is then refused).
+///
+/// The negative phase needs samples of the prior: give it
+/// [`gumbolt_core::prior::ColourConditionals`] and train it with
+/// [`SampledPartition`]`<`[`gumbolt_samplers::ColourPcd`]`>`
+/// (`examples/examples/custom_prior_vae.rs` does this for a prior defined in the example).
 pub trait TrainablePrior:
     Prior + EnergyGradient + EnergyParamGradient + Clone + Send + Sync + 'static
 {
     /// The groups of [`gumbolt_core::Parametric::params`], in order, covering every scalar.
     fn param_groups(&self) -> Vec<ParamGroup>;
+
+    /// Whether some interaction term of the energy contains two units of `units`. The two-layer
+    /// dVAE / dVAE++ KL assumes no coupling inside a stochastic layer and is refused when this
+    /// holds for a layer. Default: `true` (unknown).
+    fn couples_within(&self, units: std::ops::Range<usize>) -> bool {
+        let _ = units;
+        true
+    }
 }
 
 impl TrainablePrior for Rbm {
@@ -45,6 +71,58 @@ impl TrainablePrior for Rbm {
             },
         ]
     }
+
+    /// Couplings only join `z1` (units `0..n1`) to `z2`.
+    fn couples_within(&self, units: std::ops::Range<usize>) -> bool {
+        let n1 = self.n1();
+        units.start < n1 && units.end > n1 && !units.is_empty()
+    }
+}
+
+impl TrainablePrior for PolynomialMrf {
+    /// One group: the coefficients of every monomial, not decayed.
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        vec![ParamGroup {
+            name: "mrf.c",
+            len: self.num_monomials(),
+            decay: false,
+        }]
+    }
+
+    /// Whether a monomial of order ≥ 2 has two units in `units`.
+    fn couples_within(&self, units: std::ops::Range<usize>) -> bool {
+        (0..self.num_monomials()).any(|k| {
+            self.monomial(k)
+                .0
+                .iter()
+                .filter(|i| units.contains(i))
+                .count()
+                >= 2
+        })
+    }
+}
+
+impl TrainablePrior for SparseBm {
+    /// `h` (not decayed) and the couplings `w` (decayed, like the RBM's `W`): the layout
+    /// `[h | w]` of [`SparseBm`].
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        vec![
+            ParamGroup {
+                name: "bm.h",
+                len: self.num_units(),
+                decay: false,
+            },
+            ParamGroup {
+                name: "bm.w",
+                len: self.num_edges(),
+                decay: true,
+            },
+        ]
+    }
+
+    fn couples_within(&self, units: std::ops::Range<usize>) -> bool {
+        self.has_edge_within(units)
+    }
 }
 
 impl TrainablePrior for FactorialBernoulli {
@@ -55,6 +133,11 @@ impl TrainablePrior for FactorialBernoulli {
             len: self.h().len(),
             decay: false,
         }]
+    }
+
+    /// No couplings at all.
+    fn couples_within(&self, _units: std::ops::Range<usize>) -> bool {
+        false
     }
 }
 

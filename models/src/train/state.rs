@@ -3,9 +3,14 @@
 
 use gumbolt_core::Mat;
 use gumbolt_core::Sampler;
-use gumbolt_core::prior::{BlockConditionals, ExactPartition};
-use gumbolt_priors::{FactorialBernoulli, Rbm};
-use gumbolt_samplers::{Pcd, PcdConfig};
+use gumbolt_core::prior::{BlockConditionals, ColourConditionals, ExactPartition};
+use gumbolt_core::{LogPartitionEstimate, LogPartitionEstimator};
+use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
+use gumbolt_samplers::logz::{
+    Ais, AisBase, AisConfig, ColourAis, ColourAisConfig, ColourPtBar, ColourPtBarConfig,
+    LadderSpec, PtBar, PtBarConfig,
+};
+use gumbolt_samplers::{BlockGibbs, ColourGibbs, ColourPcd, Pcd, PcdConfig, Progress};
 
 use crate::checkpoint::{CheckpointError, RawCheckpoint, Tensor};
 use crate::gumbolt::{
@@ -15,20 +20,153 @@ use crate::gumbolt::{
 use crate::nn::{Mlp, Trainable};
 
 /// A prior the training loop, checkpoints and evaluation support: trainable (GB Eq. 6–7),
-/// block-Gibbs sampleable (PCD, AIS, PT, generation) and with an exact `log Z` where
-/// tractable.
-pub trait GumBoltPrior:
-    TrainablePrior + BlockConditionals + ExactPartition + Send + Sync + 'static
-{
-    /// Name of the prior kind in checkpoints (`"rbm"`, `"bernoulli"`).
+/// sampleable by block Gibbs (two blocks for the RBM, colour classes for a Boltzmann machine on
+/// any graph: PCD, AIS, PT, generation) and with an exact `log Z` where tractable.
+pub trait GumBoltPrior: TrainablePrior + ExactPartition + Send + Sync + 'static {
+    /// Name of the prior kind in checkpoints (`"rbm"`, `"bernoulli"`, `"sparse-bm"`).
     const KIND: &'static str;
 
-    /// The zero-initialised prior a model of `config` starts from.
+    /// The zero-initialised prior a model of `config` starts from (`config` passed
+    /// [`GumBoltPrior::check_config`]).
     fn for_config(config: &GumBoltConfig) -> Self;
+
+    /// Whether a model of `config` can hold this prior (e.g. a graph prior needs
+    /// `config.prior_graph`). Default: yes.
+    ///
+    /// # Errors
+    /// A message saying what is missing.
+    fn check_config(config: &GumBoltConfig) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
 
     /// Whether the exact `log Z` is cheap (milliseconds): then monitoring and evaluation use
     /// it instead of a sampling estimate when asked to prefer exact values.
     fn exact_log_z_is_cheap(&self) -> bool;
+
+    /// `log Z` by AIS (`ais`) or PT + bridge sampling (`pt`): given the RBM estimators'
+    /// configurations, which a prior without two blocks maps onto its own estimators.
+    ///
+    /// # Errors
+    /// The estimator's error.
+    fn estimate_log_z_sampled(
+        &self,
+        ais: Option<&AisConfig>,
+        pt: Option<&PtBarConfig>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<LogPartitionEstimate, gumbolt_samplers::SamplerError>;
+
+    /// `n` samples after `sweeps` Gibbs sweeps at β = 1 from `init` (rows reused cyclically)
+    /// or from Bernoulli(0.5).
+    ///
+    /// # Errors
+    /// An invalid sampler configuration (`n = 0`).
+    fn gibbs_samples(
+        &self,
+        init: Option<&Mat>,
+        n: usize,
+        sweeps: usize,
+        seed: u64,
+    ) -> Result<Mat, gumbolt_samplers::SamplerError>;
+}
+
+/// [`GumBoltPrior::estimate_log_z_sampled`] of a two-block prior.
+fn block_log_z<P: BlockConditionals + ?Sized>(
+    prior: &P,
+    ais: Option<&AisConfig>,
+    pt: Option<&PtBarConfig>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<LogPartitionEstimate, gumbolt_samplers::SamplerError> {
+    match (ais, pt) {
+        (Some(c), _) => Ais::new(c.clone())?.estimate_with_progress(prior, progress),
+        (None, Some(c)) => PtBar::new(c.clone())?.estimate_with_progress(prior, progress),
+        (None, None) => Ok(LogPartitionEstimate::exact(f64::NAN)),
+    }
+}
+
+/// [`GumBoltPrior::gibbs_samples`] of a two-block prior.
+fn block_samples<P: BlockConditionals + ?Sized>(
+    prior: &P,
+    init: Option<&Mat>,
+    n: usize,
+    sweeps: usize,
+    seed: u64,
+) -> Result<Mat, gumbolt_samplers::SamplerError> {
+    let (n1, n2) = prior.block_sizes();
+    let mut gibbs = BlockGibbs::new(n1, n2, n, seed)?;
+    if let Some(chains) = init {
+        let c = chains.nrows();
+        let state = gibbs.state_mut();
+        for r in 0..n {
+            state.row_mut(r).copy_from(&chains.row(r % c));
+        }
+    }
+    gibbs.run(prior, sweeps);
+    Ok(gibbs.state().clone())
+}
+
+/// [`GumBoltPrior::estimate_log_z_sampled`] of a prior with a colouring: AIS or PT + bridge
+/// sampling over colour classes, with the RBM estimators' settings mapped onto them (AIS:
+/// chains, runs, number of steps, base sweeps; PT: runs, burn-in, production steps, thinning,
+/// a fixed ladder if given).
+pub fn colour_log_z<P: ColourConditionals + Sync + ?Sized>(
+    prior: &P,
+    ais: Option<&AisConfig>,
+    pt: Option<&PtBarConfig>,
+) -> Result<LogPartitionEstimate, gumbolt_samplers::SamplerError> {
+    match (ais, pt) {
+        (Some(c), _) => {
+            let base_sweeps = match c.base {
+                AisBase::GibbsMarginals { sweeps, .. } => sweeps,
+                _ => 200,
+            };
+            ColourAis::new(ColourAisConfig {
+                chains: c.chains,
+                runs: c.runs,
+                steps: c.schedule.steps(),
+                base_sweeps,
+                threads: c.threads,
+                seed: c.seed,
+            })?
+            .estimate(prior)
+        }
+        (None, Some(c)) => ColourPtBar::new(ColourPtBarConfig {
+            runs: c.runs,
+            betas: match &c.ladder {
+                LadderSpec::Fixed(l) => Some(l.betas().to_vec()),
+                LadderSpec::Auto(_) => None,
+            },
+            burn_in: c.burn_in,
+            sweeps: c.sweeps,
+            thin: c.thin,
+            min_swap_rate: c.min_swap_rate,
+            threads: c.threads,
+            seed: c.seed,
+            ..ColourPtBarConfig::default()
+        })?
+        .estimate(prior),
+        (None, None) => Ok(LogPartitionEstimate::exact(f64::NAN)),
+    }
+}
+
+/// [`GumBoltPrior::gibbs_samples`] of a prior with a colouring.
+pub fn colour_samples<P: ColourConditionals + ?Sized>(
+    prior: &P,
+    init: Option<&Mat>,
+    n: usize,
+    sweeps: usize,
+    seed: u64,
+) -> Result<Mat, gumbolt_samplers::SamplerError> {
+    let mut gibbs = ColourGibbs::for_prior(prior, n, seed)?;
+    if let Some(chains) = init {
+        let c = chains.nrows();
+        let state = gibbs.state_mut();
+        for r in 0..n {
+            state.row_mut(r).copy_from(&chains.row(r % c));
+        }
+    }
+    gibbs.run(prior, sweeps);
+    Ok(gibbs.state().clone())
 }
 
 impl GumBoltPrior for Rbm {
@@ -43,6 +181,25 @@ impl GumBoltPrior for Rbm {
     fn exact_log_z_is_cheap(&self) -> bool {
         self.n1().min(self.n2()) <= 20
     }
+
+    fn estimate_log_z_sampled(
+        &self,
+        ais: Option<&AisConfig>,
+        pt: Option<&PtBarConfig>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<LogPartitionEstimate, gumbolt_samplers::SamplerError> {
+        block_log_z(self, ais, pt, progress)
+    }
+
+    fn gibbs_samples(
+        &self,
+        init: Option<&Mat>,
+        n: usize,
+        sweeps: usize,
+        seed: u64,
+    ) -> Result<Mat, gumbolt_samplers::SamplerError> {
+        block_samples(self, init, n, sweeps, seed)
+    }
 }
 
 impl GumBoltPrior for FactorialBernoulli {
@@ -55,6 +212,71 @@ impl GumBoltPrior for FactorialBernoulli {
     /// `log Z = Σ softplus(h)`.
     fn exact_log_z_is_cheap(&self) -> bool {
         true
+    }
+
+    fn estimate_log_z_sampled(
+        &self,
+        ais: Option<&AisConfig>,
+        pt: Option<&PtBarConfig>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<LogPartitionEstimate, gumbolt_samplers::SamplerError> {
+        block_log_z(self, ais, pt, progress)
+    }
+
+    fn gibbs_samples(
+        &self,
+        init: Option<&Mat>,
+        n: usize,
+        sweeps: usize,
+        seed: u64,
+    ) -> Result<Mat, gumbolt_samplers::SamplerError> {
+        block_samples(self, init, n, sweeps, seed)
+    }
+}
+
+impl GumBoltPrior for SparseBm {
+    const KIND: &'static str = "sparse-bm";
+
+    /// The zero-parameter machine on `config.prior_graph`.
+    fn for_config(config: &GumBoltConfig) -> Self {
+        config
+            .prior_graph
+            .as_ref()
+            .expect("checked by check_config")
+            .prior()
+            .expect("checked by check_config")
+    }
+
+    fn check_config(config: &GumBoltConfig) -> Result<(), String> {
+        let g = config
+            .prior_graph
+            .as_ref()
+            .ok_or("a Boltzmann machine on a graph needs `prior_graph` in the configuration")?;
+        g.prior().map(|_| ())
+    }
+
+    /// Enumeration costs `2^n`: cheap up to 20 units.
+    fn exact_log_z_is_cheap(&self) -> bool {
+        self.num_units() <= 20
+    }
+
+    fn estimate_log_z_sampled(
+        &self,
+        ais: Option<&AisConfig>,
+        pt: Option<&PtBarConfig>,
+        _progress: &mut dyn FnMut(Progress),
+    ) -> Result<LogPartitionEstimate, gumbolt_samplers::SamplerError> {
+        colour_log_z(self, ais, pt)
+    }
+
+    fn gibbs_samples(
+        &self,
+        init: Option<&Mat>,
+        n: usize,
+        sweeps: usize,
+        seed: u64,
+    ) -> Result<Mat, gumbolt_samplers::SamplerError> {
+        colour_samples(self, init, n, sweeps, seed)
     }
 }
 
@@ -168,6 +390,73 @@ impl<P: BlockConditionals + gumbolt_core::prior::EnergyParamGradient + 'static>
             pcd.sample(prior);
         }
         reseed_chains(pcd, &chains, iteration)
+    }
+}
+
+fn reseed_colour_chains(pcd: &mut ColourPcd, state: &Mat, iteration: u64) -> Result<(), String> {
+    let cfg = pcd.config().clone();
+    let g = pcd
+        .chains_mut()
+        .ok_or_else(|| "PCD chains do not exist yet".to_string())?;
+    let n = g.num_units();
+    if state.shape() != (cfg.chains, n) {
+        return Err(format!(
+            "PCD chains of shape {:?}, expected [{}, {n}]",
+            state.shape(),
+            cfg.chains
+        ));
+    }
+    if state.iter().any(|&v| v != 0.0 && v != 1.0) {
+        return Err("PCD chains hold values other than 0 and 1".into());
+    }
+    let mut fresh = ColourGibbs::new(
+        n,
+        g.classes().to_vec(),
+        cfg.chains,
+        pcd_stream_seed(cfg.seed, iteration),
+    )
+    .map_err(|e| e.to_string())?;
+    fresh.state_mut().copy_from(state);
+    *g = fresh;
+    Ok(())
+}
+
+/// PCD over colour classes (a Boltzmann machine on any graph): checkpointed like the RBM's
+/// [`Pcd`] (chain states, streams re-derived per iteration).
+impl<P: ColourConditionals + gumbolt_core::prior::EnergyParamGradient + 'static>
+    CheckpointPartition<P> for SampledPartition<ColourPcd>
+{
+    const KIND: &'static str = "pcd";
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(self.sampler().config()).expect("PcdConfig serialises")
+    }
+
+    fn from_settings(settings: &serde_json::Value) -> Result<Self, String> {
+        let cfg: PcdConfig = serde_json::from_value(settings.clone()).map_err(|e| e.to_string())?;
+        Ok(SampledPartition::new(
+            ColourPcd::new(cfg).map_err(|e| e.to_string())?,
+        ))
+    }
+
+    fn begin_iteration(&mut self, _prior: &P, iteration: u64) {
+        let pcd = self.sampler_mut();
+        if let Some(state) = pcd.chains().map(|g| g.state().clone()) {
+            reseed_colour_chains(pcd, &state, iteration)
+                .expect("chains of the sampler's own shape");
+        }
+    }
+
+    fn chains(&self) -> Option<&Mat> {
+        self.sampler().chains().map(|g| g.state())
+    }
+
+    fn restore_chains(&mut self, prior: &P, chains: Mat, iteration: u64) -> Result<(), String> {
+        let pcd = self.sampler_mut();
+        if pcd.chains().is_none() {
+            pcd.sample(prior);
+        }
+        reseed_colour_chains(pcd, &chains, iteration)
     }
 }
 
@@ -314,6 +603,7 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
             config.layers()
         )));
     }
+    P::check_config(&config).map_err(|e| wrong(format!("invalid model configuration: {e}")))?;
     let means = raw.take_f32("x_mean", config.pixels)?;
     let prior = P::for_config(&config);
     let negative =

@@ -793,3 +793,164 @@ fn generation_decodes_binary_prior_samples() {
         .is_err()
     );
 }
+
+/// A tiny model whose prior is a Boltzmann machine on a non-bipartite graph of 8 units (two
+/// layers of 4): a ring with chords, so triangles join units of one layer and of both.
+fn graph_config(objective: crate::gumbolt::Objective, total: u64) -> GumBoltConfig {
+    let mut c = tiny_config(Structure::Nonlinear2, total);
+    c.objective = objective;
+    let edges = vec![
+        (0, 1),
+        (1, 2),
+        (2, 0),
+        (2, 3),
+        (3, 4),
+        (4, 5),
+        (5, 3),
+        (5, 6),
+        (6, 7),
+        (7, 0),
+        (1, 5),
+    ];
+    c.prior_graph = Some(crate::gumbolt::PriorGraph::Edges {
+        nodes: 8,
+        edges,
+        source: "test".into(),
+    });
+    c
+}
+
+#[test]
+fn graph_prior_run_resumes_bit_identically_and_evaluates() {
+    use crate::gumbolt::{GumBoltGraph, Objective};
+    type GraphTrainer = Trainer<
+        gumbolt_priors::SparseBm,
+        crate::gumbolt::SampledPartition<gumbolt_samplers::ColourPcd>,
+    >;
+    let total = 20;
+    let valid = images(16, 9, false);
+    let train = || TrainImages::Binary(images(60, 8, false));
+    let means = train().dataset().pixel_means();
+    let make = |cfg| -> GraphTrainer {
+        let model =
+            GumBoltGraph::with_graph_pcd(graph_config(Objective::GumBolt, total), &means, pcd())
+                .unwrap();
+        Trainer::new(model, train(), Some(&valid), cfg).unwrap()
+    };
+    let mut a = make(trainer_config(Interval::Every(7), Interval::Never));
+    let mut records = Vec::new();
+    a.run(u64::MAX, &mut |e| {
+        if let TrainEvent::Metrics(m) = e {
+            records.push(m.clone());
+        }
+    })
+    .unwrap();
+    assert!(!records.is_empty());
+    // The couplings moved away from zero.
+    let w = &a.model().prior().w().to_vec();
+    assert!(w.iter().any(|&x| x != 0.0));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ckpt");
+    let at10 = dir.path().join("at10.ckpt");
+    let mut b =
+        make(trainer_config(Interval::Never, Interval::Every(10))).with_checkpoint_path(&path);
+    b.run(15, &mut copy_on_checkpoint(10, &at10)).unwrap();
+    drop(b);
+    let mut c: GraphTrainer = Trainer::resume(&at10, train(), Some(&valid)).unwrap();
+    assert_eq!(c.iteration(), 10);
+    c.run(u64::MAX, &mut |_| {}).unwrap();
+    assert_same_state(&a, &c);
+    // An RBM trainer refuses the graph checkpoint.
+    assert!(
+        Trainer::<Rbm, crate::gumbolt::SampledPartition<gumbolt_samplers::Pcd>>::resume(
+            &at10,
+            train(),
+            Some(&valid)
+        )
+        .is_err()
+    );
+
+    // log Z: exact (8 units) against the PT and AIS estimates over colour classes.
+    let prior = c.model().prior();
+    let exact = prior.log_partition().unwrap();
+    let forced = |method| LogZConfig {
+        method,
+        prefer_exact: false,
+    };
+    let pt = crate::eval::estimate_log_z(
+        prior,
+        &forced(LogZMethod::PtBar(gumbolt_samplers::PtBarConfig {
+            runs: 4,
+            sweeps: 2000,
+            burn_in: 200,
+            ..Default::default()
+        })),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        (pt.value - exact).abs() < 4.0 * pt.std + 1e-3,
+        "{pt:?} vs {exact}"
+    );
+    let ais =
+        crate::eval::estimate_log_z(prior, &forced(LogZConfig::monitoring().method), &mut |_| {})
+            .unwrap();
+    assert!(
+        (ais.value - exact).abs() < 4.0 * ais.std + 1e-3,
+        "{ais:?} vs {exact}"
+    );
+    // Evaluation and generation.
+    let lz = crate::eval::estimate_log_z(prior, &LogZConfig::pt_bar(), &mut |_| {}).unwrap();
+    assert_eq!(lz.method, "exact");
+    let report = evaluate(
+        c.model(),
+        &valid,
+        &EvalConfig::default().with_samples(20).with_threads(1),
+        &lz,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.test_nll.is_finite() && report.test_nll > 0.0);
+    let mut m = c.model().clone();
+    let g = generate(
+        &mut m,
+        &GenerateConfig {
+            n: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(g.latents.shape(), (5, 8));
+    assert!(g.latents.iter().all(|&v| v == 0.0 || v == 1.0));
+}
+
+#[test]
+fn two_layer_dvae_refuses_couplings_inside_a_layer() {
+    use crate::gumbolt::{GumBoltGraph, Objective};
+    let means = images(10, 1, false).pixel_means();
+    for o in [Objective::Dvae, Objective::DvaePp] {
+        let err = GumBoltGraph::with_graph_pcd(graph_config(o, 5), &means, pcd()).unwrap_err();
+        assert!(err.to_string().contains("inside a layer"), "{err}");
+    }
+    // REINFORCE and GumBolt hold for any prior; one-layer dVAE's closed-form KL too.
+    assert!(
+        GumBoltGraph::with_graph_pcd(graph_config(Objective::Reinforce, 5), &means, pcd()).is_ok()
+    );
+    let mut one = graph_config(Objective::Dvae, 5);
+    one.structure = Structure::Nonlinear;
+    one.latent_units = 8;
+    assert!(GumBoltGraph::with_graph_pcd(one, &means, pcd()).is_ok());
+    // A bipartite graph whose sides are the layers is accepted by the two-layer KL.
+    let mut bip = graph_config(Objective::Dvae, 5);
+    bip.prior_graph = Some(crate::gumbolt::PriorGraph::Edges {
+        nodes: 8,
+        edges: vec![(0, 4), (1, 5), (2, 6), (3, 7), (0, 7)],
+        source: "test".into(),
+    });
+    assert!(GumBoltGraph::with_graph_pcd(bip, &means, pcd()).is_ok());
+    // The node count must be L·latent_units.
+    let mut wrong = graph_config(Objective::GumBolt, 5);
+    wrong.latent_units = 5;
+    let err = GumBoltGraph::with_graph_pcd(wrong, &means, pcd()).unwrap_err();
+    assert!(err.to_string().contains("8 nodes"), "{err}");
+}

@@ -13,9 +13,11 @@
 
 pub mod ais;
 pub mod bar;
+pub mod colour;
 pub mod exact;
 pub mod ptbar;
 
 pub use ais::{Ais, AisBase, AisConfig, AisReport, AisSchedule};
+pub use colour::{ColourAis, ColourAisConfig, ColourPtBar, ColourPtBarConfig, ColourPtBarReport};
 pub use exact::ExactLogZ;
 pub use ptbar::{LadderSpec, PtBar, PtBarConfig, PtBarReport};
