@@ -2,7 +2,7 @@
 //!
 //! Notation follows the paper: σ is the logistic sigmoid (GB §2.2), `logit = σ⁻¹`,
 //! `softplus(u) = log(1 + eᵘ)`; `log σ(l) = −softplus(−l)` and `log(1 − σ(l)) = −softplus(l)`
-//! (algorithms §0).
+//! (docs/algorithms.md §0).
 //!
 //! The slice kernels use a branch-free polynomial `exp` ([`exp_approx`]) so that LLVM vectorises
 //! them (libm's `expf` is a scalar call, ~1.8 ns per element; `cargo bench -p gumbolt-core --bench kernels`).
@@ -379,7 +379,7 @@ pub fn tanh_inplace(xs: &mut [f32]) {
 crate::multiversion! {
 /// Bernoulli draws `out[i] = 1[u[i] < σ(scale · logits[i])]` as 0.0/1.0 (vectorised).
 ///
-/// This is the inner kernel of every Gibbs half-sweep (algorithms §7.1).
+/// This is the inner kernel of every Gibbs half-sweep (docs/algorithms.md §7.1).
 pub fn bernoulli_from_logits(logits: &[f32], scale: f32, uniforms: &[f32], out: &mut [f32]) {
     assert!(
         logits.len() == out.len() && uniforms.len() == out.len(),

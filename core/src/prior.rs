@@ -137,7 +137,7 @@ impl Block {
 /// other: the capability block Gibbs, parallel tempering, AIS and bridge sampling need.
 ///
 /// For an RBM (`−E = aᵀz1 + bᵀz2 + z1ᵀWz2`): `logits(Two | z1) = b + Wᵀz1` and
-/// `logits(One | z2) = a + W z2` (algorithms §1). The energy must be
+/// `logits(One | z2) = a + W z2` (docs/algorithms.md §1). The energy must be
 /// `E(z) = −h1ᵀz1 − z2ᵀ logits(Two | z1)` with `h1 = logits(One | 0)`, i.e. linear in each block.
 pub trait BlockConditionals: Prior {
     /// `(n1, n2)`; units `0..n1` form [`Block::One`] and `n1..n1+n2` form [`Block::Two`].
@@ -151,7 +151,7 @@ pub trait BlockConditionals: Prior {
 /// Single-site conditionals of a general binary MRF.
 ///
 /// `g_i(z_{−i}) = E(z_i=1, z_{−i}) − E(z_i=0, z_{−i})`, so `p(z_i=1 | z_{−i}) = σ(−g_i)`
-/// (algorithms §8). At relaxed points `g_i(ζ_{−i}) = ∂E/∂ζ_i` (GB Eq. 11).
+/// (docs/algorithms.md §8). At relaxed points `g_i(ζ_{−i}) = ∂E/∂ζ_i` (GB Eq. 11).
 pub trait SiteConditionals: Prior {
     /// Writes `g_i` for every row (chain) of `z` (`[C, n]`) into `out` (length `C`).
     fn site_energy_gaps(&self, z: DMatrixView<'_, f32>, i: usize, out: &mut [f64]);

@@ -21,7 +21,7 @@ pub enum EstimatorError {
         logit: f64,
     },
     /// The inverse temperature β of a smoothing distribution (dVAE's spike-and-exponential,
-    /// dVAE++'s overlapping exponentials; algorithms §3–§4) must be positive and finite.
+    /// dVAE++'s overlapping exponentials; docs/algorithms.md §3–§4) must be positive and finite.
     #[error("invalid smoothing inverse temperature β = {beta}: must be positive and finite")]
     InvalidBeta {
         /// The rejected value.

@@ -52,7 +52,7 @@ fn check_shapes(logits: &Mat, noise: &Mat, what: &str) {
 /// `z = H(l + σ⁻¹(ρ))` of [`Discrete`]. GumBolt trains with τ = 1/7 (GB §5.1).
 ///
 /// The backward pass is pathwise: `∂loss/∂l = ∂loss/∂ζ · ∂ζ/∂l` with `∂ζ/∂l = ζ(1−ζ)/τ`
-/// (algorithms §2.2). It needs [`EstimatorGrad::grad_sample`]; the direct dependence of a loss
+/// (docs/algorithms.md §2.2). It needs [`EstimatorGrad::grad_sample`]; the direct dependence of a loss
 /// on `l` at fixed ζ (e.g. through `log q̌(ζ|l)`, GB Eq. 9) is the caller's to add (see
 /// [`crate::BernoulliPosterior`]'s score).
 ///
@@ -137,12 +137,12 @@ impl GradientEstimator for GumbelRelaxation {
         {
             let y = (l + noise_logit(r)) * inv_tau;
             // σ(y) = 1/(1 + e^{−y}); exp_approx clamps its argument, so this saturates to
-            // exactly 1 (or ~1e-38) instead of overflowing. Nothing takes log ζ (algorithms §2.1).
+            // exactly 1 (or ~1e-38) instead of overflowing. Nothing takes log ζ (docs/algorithms.md §2.1).
             *o = 1.0 / (1.0 + exp_approx(-y));
         }
     }
 
-    /// `out = ∂loss/∂ζ ⊙ ζ(1−ζ)/τ` (algorithms §2.2).
+    /// `out = ∂loss/∂ζ ⊙ ζ(1−ζ)/τ` (docs/algorithms.md §2.2).
     ///
     /// # Panics
     /// If `grad.grad_sample` is `None` (a pathwise estimator needs `∂loss/∂ζ`) or shapes differ.
@@ -169,7 +169,7 @@ impl GradientEstimator for GumbelRelaxation {
 
 /// Discrete sampling at τ = 0 in the Gumbel form `z = H(l + σ⁻¹(ρ)) = 1[l + logit ρ > 0]`
 /// (GB §2.2): the limit of [`GumbelRelaxation`] at the same noise, used at evaluation where
-/// "the temperature is set to zero" (GB Fig. 1c, §5.1; algorithms §2.4).
+/// "the temperature is set to zero" (GB Fig. 1c, §5.1; docs/algorithms.md §2.4).
 ///
 /// `P(z = 1) = P(logit ρ > −l) = σ(l)`, the Bernoulli posterior. This is the same
 /// distribution as the reference's `1[ρ < σ(l)]` but not the same event for a given ρ; use this

@@ -1,5 +1,5 @@
 //! Overlapping exponential smoothing of binary units: the dVAE++ estimator (Vahdat et al. 2018;
-//! algorithms §4).
+//! docs/algorithms.md §4).
 
 use gumbolt_core::numerics::sigmoid;
 use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EstimatorError, Result};
 use crate::spike_exp::{BetaOnly, check_beta, map_logits_noise, pathwise_grad};
 
-/// Overlapping exponential smoothing with inverse temperature β (dVAE++; algorithms §4):
+/// Overlapping exponential smoothing with inverse temperature β (dVAE++; docs/algorithms.md §4):
 /// `r(ζ|0) = β e^{−βζ}/(1 − e^{−β})`, `r(ζ|1) = r(1−ζ|0)` on `[0, 1]`, mixed as
 /// `q(ζ) = (1−q) r(ζ|0) + q r(ζ|1)` with `q = σ(l)`.
 ///
@@ -18,7 +18,7 @@ use crate::spike_exp::{BetaOnly, check_beta, map_logits_noise, pathwise_grad};
 /// `Δ = B̃² + 4q(1−q)e^{−β}`, and the stable root
 /// `y = (−B̃ + √Δ)/(2(1−q))` if `B̃ < 0`, else `y = 2q e^{−β}/(B̃ + √Δ)`; `ζ = −log(y)/β`.
 ///
-/// The backward pass is pathwise by the implicit function theorem (algorithms §4, DVAE# §3.4):
+/// The backward pass is pathwise by the implicit function theorem (docs/algorithms.md §4, DVAE# §3.4):
 /// `∂ζ/∂q = −(∂F/∂q)/r(ζ) = (F0(ζ) − F1(ζ))/r(ζ)`, `∂ζ/∂l = ∂ζ/∂q · q(1−q)`. `q` is not clipped
 /// (the stable root is finite at `q ∈ {0, 1}`). All arithmetic is f64.
 ///
@@ -68,7 +68,7 @@ impl OverlappingExp {
         self.beta
     }
 
-    /// The mixture CDF `F(ζ; q)` (algorithms §4), clamped to `[0, 1]` outside `[0, 1]`.
+    /// The mixture CDF `F(ζ; q)` (docs/algorithms.md §4), clamped to `[0, 1]` outside `[0, 1]`.
     pub fn cdf(&self, zeta: f64, q: f64) -> f64 {
         let b = self.beta;
         let zeta = zeta.clamp(0.0, 1.0);
@@ -87,7 +87,7 @@ impl OverlappingExp {
         b * ((1.0 - q) * (-b * zeta).exp() + q * (b * (zeta - 1.0)).exp()) / -(-b).exp_m1()
     }
 
-    /// The inverse CDF at noise `rho` and on-probability `q` by the stable root (algorithms §4).
+    /// The inverse CDF at noise `rho` and on-probability `q` by the stable root (docs/algorithms.md §4).
     #[inline]
     pub fn inverse_cdf(&self, rho: f64, q: f64) -> f64 {
         let b = self.beta;
@@ -128,7 +128,7 @@ impl OverlappingExp {
     }
 
     /// The logit of `ν1 = q(z=1 | ζ, x)`: `l + log r(ζ|1) − log r(ζ|0) = l + β(2ζ − 1)`, used in
-    /// the dVAE++ KL term `−ν1ᵀ W μ2` (algorithms §4). Its derivative is 1 in `l` and 2β in ζ.
+    /// the dVAE++ KL term `−ν1ᵀ W μ2` (docs/algorithms.md §4). Its derivative is 1 in `l` and 2β in ζ.
     ///
     /// ```
     /// use gumbolt_estimators::OverlappingExp;
@@ -143,7 +143,7 @@ impl OverlappingExp {
 }
 
 impl GradientEstimator for OverlappingExp {
-    /// `out = F⁻¹(ρ; σ(l))` elementwise (algorithms §4), computed in f64.
+    /// `out = F⁻¹(ρ; σ(l))` elementwise (docs/algorithms.md §4), computed in f64.
     ///
     /// # Panics
     /// If `logits` and `noise` differ in shape.

@@ -7,12 +7,12 @@ use gumbolt_core::numerics::{sigmoid_approx as sigmoid_f32, softplus_approx as s
 /// A factorial Bernoulli layer with logits `l`: `q(z_i = 1) = σ(l_i)` (GB §2.2).
 ///
 /// - `log q(z|l) = Σ_i [z_i·l_i − softplus(l_i)]` (the stable form of
-///   `z log σ(l) + (1−z) log(1−σ(l))`, algorithms §2.1 step 6).
+///   `z log σ(l) + (1−z) log(1−σ(l))`, docs/algorithms.md §2.1 step 6).
 /// - Evaluated at a *relaxed* ζ ∈ \[0,1\]ⁿ the same expression is GumBolt's Bernoulli "pmf"
 ///   `log q̌(ζ|x)` that replaces the Concrete density in the objective (GB text after Eq. 8,
 ///   Eq. 9); it tends to `log q(z|x)` as τ → 0.
 /// - The score is `∂ log q(z|l)/∂l = z − σ(l)`; with ζ held fixed this is also the direct
-///   logit path of `log q̌` in GumBolt's backward pass (algorithms §2.2).
+///   logit path of `log q̌` in GumBolt's backward pass (docs/algorithms.md §2.2).
 ///
 /// Elementwise work is f32 with the vectorised kernels of `gumbolt_core::numerics`;
 /// the per-row sums are accumulated in f64.

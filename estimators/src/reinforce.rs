@@ -1,14 +1,14 @@
 //! Score-function (REINFORCE) estimation for Bernoulli posteriors, with the NVIL and VIMCO
-//! baselines (algorithms §6).
+//! baselines (docs/algorithms.md §6).
 //!
 //! For a factorial Bernoulli posterior `q(z|l)` with logits `l`,
-//! `∂ log q(z|l)/∂l = z − σ(l)` (algorithms §6, Scores), so for any learning signal `ℓ(z)`
+//! `∂ log q(z|l)/∂l = z − σ(l)` (docs/algorithms.md §6, Scores), so for any learning signal `ℓ(z)`
 //! that does not depend on `l` at fixed z,
 //!
 //! `∂ E_q[ℓ]/∂l = E_q[ℓ(z)·(z − σ(l))]`.
 //!
 //! This module works at the estimator level: the learning signal
-//! `ℓ(x,z) = log p(x|z) − E(z) − log q(z|x)` (algorithms §6, Learning signal) and the learned
+//! `ℓ(x,z) = log p(x|z) − E(z) − log q(z|x)` (docs/algorithms.md §6, Learning signal) and the learned
 //! input-dependent baseline `C_ψ(x)` are computed by the model layer and passed in.
 //!
 //! | item | what |
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gumbel::{Discrete, ensure_shape};
 
-/// The score-function (REINFORCE) estimator for a Bernoulli layer (algorithms §6).
+/// The score-function (REINFORCE) estimator for a Bernoulli layer (docs/algorithms.md §6).
 ///
 /// * [`GradientEstimator::sample_into`] draws the discrete sample exactly as [`Discrete`]:
 ///   `z = 1[l + logit ρ > 0]`, so `P(z = 1) = σ(l)`.
@@ -115,7 +115,7 @@ impl GradientEstimator for Reinforce {
     }
 }
 
-/// NVIL's signal centring and variance normalisation (Mnih & Gregor 2014; algorithms §6,
+/// NVIL's signal centring and variance normalisation (Mnih & Gregor 2014; docs/algorithms.md §6,
 /// NVIL):
 ///
 /// `s = (ℓ − c − C_ψ(x)) / max(1, √v)`,
@@ -202,7 +202,7 @@ impl Default for NvilBaseline {
 }
 
 impl NvilBaseline {
-    /// The decay α = 0.8 of NVIL's running averages (algorithms §6).
+    /// The decay α = 0.8 of NVIL's running averages (docs/algorithms.md §6).
     pub const DEFAULT_DECAY: f64 = 0.8;
 
     /// An empty running state with decay `decay`.
@@ -295,7 +295,7 @@ fn lse2(a: f64, b: f64) -> f64 {
 }
 
 /// VIMCO's per-sample learning signals for the k samples of one data point (Mnih & Rezende
-/// 2016; algorithms §6, VIMCO).
+/// 2016; docs/algorithms.md §6, VIMCO).
 ///
 /// With `f_j = ℓ(x, z^j)` and `L̂ = logsumexp_j f_j − log k`, returns
 ///
@@ -315,7 +315,7 @@ fn lse2(a: f64, b: f64) -> f64 {
 ///
 /// **Degenerate k.** For k = 1 the leave-one-out baseline is undefined; this returns
 /// `(vec![f_0], vec![1.0])`, i.e. plain REINFORCE with no baseline — still unbiased, but *not*
-/// shift invariant (use [`NvilBaseline`] for k = 1, as algorithms §6 prescribes). For k = 0
+/// shift invariant (use [`NvilBaseline`] for k = 1, as docs/algorithms.md §6 prescribes). For k = 0
 /// both vectors are empty.
 ///
 /// ```

@@ -1,5 +1,5 @@
 //! Spike-and-exponential smoothing of binary units: the dVAE estimator (Rolfe 2016;
-//! algorithms §3).
+//! docs/algorithms.md §3).
 
 use gumbolt_core::numerics::sigmoid;
 use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
@@ -9,7 +9,7 @@ use crate::error::{EstimatorError, Result};
 use crate::gumbel::ensure_shape;
 
 /// `q = σ(l)` is clipped to `[Q_CLIP, 1 − Q_CLIP]` before the spike-and-exponential inverse CDF
-/// (algorithms §3; the reference implementation's `dist_util.py`, `Spike_and_Exp`).
+/// (docs/algorithms.md §3; the reference implementation's `dist_util.py`, `Spike_and_Exp`).
 pub const Q_CLIP: f64 = 1e-7;
 
 /// Serialised form of the smoothings: only the inverse temperature β.
@@ -18,7 +18,7 @@ pub(crate) struct BetaOnly {
     pub(crate) beta: f64,
 }
 
-/// Checks `0 < β < ∞`. β is an inverse temperature (GB "τ = 1/5" is β = 5, algorithms §3).
+/// Checks `0 < β < ∞`. β is an inverse temperature (GB "τ = 1/5" is β = 5, docs/algorithms.md §3).
 pub(crate) fn check_beta(beta: f64) -> Result<f64> {
     if beta > 0.0 && beta.is_finite() {
         Ok(beta)
@@ -91,7 +91,7 @@ pub(crate) fn pathwise_grad(
 ///
 /// `ζ = 0` if `ρ ≤ 1 − q`, else `ζ = (1/β) log1p(expm1(β)(ρ + q − 1)/q)`.
 ///
-/// The backward pass is pathwise (algorithms §3): on the "on" branch, with `u = (ρ+q−1)/q`,
+/// The backward pass is pathwise (docs/algorithms.md §3): on the "on" branch, with `u = (ρ+q−1)/q`,
 ///
 /// `∂ζ/∂l = ∂ζ/∂q · q(1−q) = (1−ρ)(1−q)/(βq) · (e^{β(1−ζ)} − e^{−βζ})`,
 ///
@@ -150,7 +150,7 @@ impl SpikeAndExp {
         sigmoid(l).clamp(Q_CLIP, 1.0 - Q_CLIP)
     }
 
-    /// The inverse CDF at noise `rho` and on-probability `q` (algorithms §3), in f64.
+    /// The inverse CDF at noise `rho` and on-probability `q` (docs/algorithms.md §3), in f64.
     #[inline]
     pub fn inverse_cdf(&self, rho: f64, q: f64) -> f64 {
         let rho = rho.clamp(0.0, 1.0);
@@ -202,7 +202,7 @@ impl SpikeAndExp {
 }
 
 impl GradientEstimator for SpikeAndExp {
-    /// `out = ζ(l, ρ)` elementwise (algorithms §3 inverse CDF), computed in f64.
+    /// `out = ζ(l, ρ)` elementwise (docs/algorithms.md §3 inverse CDF), computed in f64.
     ///
     /// # Panics
     /// If `logits` and `noise` differ in shape.

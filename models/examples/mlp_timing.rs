@@ -1,5 +1,5 @@
 //! Times one forward + backward pass of the reference's non-linear encoder and decoder shapes
-//! (algorithms §9) and reports the achieved GFLOP/s of the whole pass.
+//! (docs/algorithms.md §9) and reports the achieved GFLOP/s of the whole pass.
 //!
 //! `cargo run --release -p gumbolt-models --example mlp_timing`
 

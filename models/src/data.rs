@@ -7,12 +7,12 @@
 //! workspace root).
 //!
 //! The statically binarised MNIST of Larochelle & Murray (2011) with its 50 000 / 10 000 /
-//! 10 000 split is the MNIST data of the GumBolt paper and the reference code (algorithms §9
+//! 10 000 split is the MNIST data of the GumBolt paper and the reference code (docs/algorithms.md §9
 //! "Data"); [`load_binarized_mnist`] loads it and checks the split sizes.
 //!
 //! # OMNIGLOT
 //!
-//! 28×28 OMNIGLOT with the paper's protocol (algorithms §9 "Data", §10 item 11): the last
+//! 28×28 OMNIGLOT with the paper's protocol (docs/algorithms.md §9 "Data", §10 item 11): the last
 //! 1 345 of the 24 345 training images validate, training images are re-binarised for every
 //! minibatch ([`Dataset::gather_binarized_into`], [`binarize_into`]), validation and test
 //! images are binarised once with seed 1. Two sources give the same [`OmniglotSplits`]:
@@ -468,7 +468,7 @@ impl Dataset {
     /// [`Dataset::gather_into`] followed by an independent Bernoulli draw per value with the
     /// gathered grey level as probability ([`binarize_in_place`] on `out`'s column-major
     /// storage): the per-minibatch dynamic binarisation of OMNIGLOT's training images
-    /// (algorithms §10 item 11).
+    /// (docs/algorithms.md §10 item 11).
     ///
     /// ```
     /// use gumbolt_models::data::Dataset;
@@ -499,7 +499,7 @@ impl Dataset {
         out
     }
 
-    /// The per-pixel mean over all images (`x̄` of algorithms §2.1, accumulated in f64).
+    /// The per-pixel mean over all images (`x̄` of docs/algorithms.md §2.1, accumulated in f64).
     pub fn pixel_means(&self) -> Vec<f32> {
         let mut acc = vec![0.0f64; self.dim];
         for row in self.images.chunks_exact(self.dim) {
@@ -520,7 +520,7 @@ impl Dataset {
     }
 
     /// Splits into the first `mid` images and the rest (e.g. OMNIGLOT's last 1345 training
-    /// images as the validation set, algorithms §9).
+    /// images as the validation set, docs/algorithms.md §9).
     ///
     /// # Errors
     /// [`DataError::InvalidArgument`] if `mid > n`.

@@ -1,4 +1,4 @@
-//! Evaluation of trained GumBolt models (GB §5.1; algorithms §2.4, §7): `log Z` of the prior,
+//! Evaluation of trained GumBolt models (GB §5.1; docs/algorithms.md §2.4, §7): `log Z` of the prior,
 //! the S-sample importance-weighted test log-likelihood at τ = 0, and generation.
 //!
 //! | item | what |
@@ -37,9 +37,9 @@ use crate::train::state::{CheckpointPartition, GumBoltPrior, splitmix};
 pub enum LogZMethod {
     /// Exact enumeration (fails for large RBMs: `min(n1, n2) > 24`).
     Exact,
-    /// Annealed importance sampling (algorithms §7.4; the reference code's method).
+    /// Annealed importance sampling (docs/algorithms.md §7.4; the reference code's method).
     Ais(AisConfig),
-    /// Parallel tempering + bridge sampling (algorithms §7.5; the paper's method).
+    /// Parallel tempering + bridge sampling (docs/algorithms.md §7.5; the paper's method).
     PtBar(PtBarConfig),
 }
 
@@ -150,7 +150,7 @@ impl LogZ {
     }
 }
 
-/// Estimates `log Z` of a trained prior (GB §5.1: PT with bridge sampling; algorithms §7).
+/// Estimates `log Z` of a trained prior (GB §5.1: PT with bridge sampling; docs/algorithms.md §7).
 ///
 /// ```
 /// use gumbolt_models::eval::{LogZConfig, estimate_log_z};
@@ -293,7 +293,7 @@ fn chunk_rng(seed: u64, chunk: usize) -> gumbolt_core::rng::StreamRng {
 }
 
 /// The S-sample importance-weighted estimate of the test log-likelihood at τ = 0 (GB §5.1;
-/// algorithms §2.4): for every image, `log p̂(x) = logsumexp_s(log w_s) − log S − log Ẑ` with
+/// docs/algorithms.md §2.4): for every image, `log p̂(x) = logsumexp_s(log w_s) − log S − log Ẑ` with
 /// `log w = log p(x|z) − E(z) − log q(z|x)` at discrete z and batch norm in inference mode
 /// ([`GumBolt::estimate_log_likelihood`]). Reports the mean NLL and its standard error over
 /// images. See the [module docs](self) for the batching, threading and reproducibility.

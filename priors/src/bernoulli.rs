@@ -1,4 +1,4 @@
-//! The factorial Bernoulli prior `E(z) = −hᵀz` (the prior of GumBolt-nW, algorithms §2.5, and
+//! The factorial Bernoulli prior `E(z) = −hᵀz` (the prior of GumBolt-nW, docs/algorithms.md §2.5, and
 //! of the Concrete/Gumbel-softmax VAE).
 //!
 //! Everything is exact and cheap: `log Z = Σ_i softplus(h_i)`, `∇_h log Z = σ(h)`,
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Parameters θ = `h` (length `n`). For [`BlockConditionals`] the units split into
 /// `z1 = z[..n1]` and `z2 = z[n1..]` (default `n1 = ⌊n/2⌋`, as the RBM side split of
-/// algorithms §1); an [`crate::Rbm`] with `W = 0` and biases `[a, b] = h` is the same model.
+/// docs/algorithms.md §1); an [`crate::Rbm`] with `W = 0` and biases `[a, b] = h` is the same model.
 ///
 /// ```
 /// use gumbolt_priors::FactorialBernoulli;

@@ -1,5 +1,5 @@
 //! Exact moments of a bipartite binary model with one side summed out analytically and the
-//! other enumerated in Gray-code order (algorithms §1 "free energy", §7.3).
+//! other enumerated in Gray-code order (docs/algorithms.md §1 "free energy", §7.3).
 //!
 //! The model: `log p̃(z_e, z_o) = h_eᵀz_e + z_oᵀ(h_o + Σ_k z_e,k u_k)` with `z_e ∈ {0,1}^m`
 //! (enumerated) and `z_o ∈ {0,1}^{n_o}` (summed out):

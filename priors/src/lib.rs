@@ -6,9 +6,9 @@
 //!
 //! | prior | energy | exact `log Z` |
 //! |---|---|---|
-//! | [`Rbm`] | `−E = aᵀz1 + bᵀz2 + z1ᵀWz2` (GB Eq. 4, algorithms §1) | sum the larger side out, Gray-code enumerate the smaller (≤ 24 units) |
+//! | [`Rbm`] | `−E = aᵀz1 + bᵀz2 + z1ᵀWz2` (GB Eq. 4, docs/algorithms.md §1) | sum the larger side out, Gray-code enumerate the smaller (≤ 24 units) |
 //! | [`FactorialBernoulli`] | `E = −hᵀz` | `Σ softplus(h_i)`, any size |
-//! | [`PolynomialMrf`] | `E = Σ_S c_S Π_{i∈S} z_i`, any order (GB App. A, algorithms §8) | enumeration (≤ 24 units) |
+//! | [`PolynomialMrf`] | `E = Σ_S c_S Π_{i∈S} z_i`, any order (GB App. A, docs/algorithms.md §8) | enumeration (≤ 24 units) |
 //! | [`SparseBm`] | `−E = hᵀz + Σ_(i,j)∈G w_ij z_i z_j` on any graph (Chimera, Pegasus, Zephyr: [`Topology`]) | enumeration (≤ 24 units) |
 //!
 //! Every energy is the multilinear extension of the binary energy, so it can be evaluated at

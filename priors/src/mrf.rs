@@ -1,11 +1,11 @@
 //! Polynomial (higher-order) binary Markov random fields: multilinear energies
 //! `E(z) = Σ_S c_S Π_{i∈S} z_i` with monomials of any order (GB App. A, Theorems 1–2;
-//! algorithms §8).
+//! docs/algorithms.md §8).
 //!
 //! Powers collapse on binary units (`z_i^m = z_i`), so every polynomial energy over
 //! `{0,1}^n` is of this form; the relaxed energy `E(ζ)` on `[0,1]^n` uses the same formula.
 //! The single-site gap `g_i(ζ_{−i}) = Σ_{S∋i} c_S Π_{j∈S∖{i}} ζ_j` sums over **all** monomials
-//! containing `i` (algorithms §8; GB Eq. 10 restricts to `j < i`, which would not be
+//! containing `i` (docs/algorithms.md §8; GB Eq. 10 restricts to `j < i`, which would not be
 //! `∂E/∂ζ_i`), so `∂E/∂ζ_i = g_i` (GB Eq. 11) and `p(z_i = 1 | z_{−i}) = σ(−g_i)`.
 //!
 //! # Coefficients: f64 and the f32 parameter vector
@@ -267,7 +267,7 @@ impl PolynomialMrf {
     }
 
     /// `g_i(ζ_{−i}) = ∂E/∂ζ_i = Σ_{S∋i} c_S Π_{j∈S∖{i}} ζ_j` in f64 (all monomials containing
-    /// `i`; algorithms §8). At a vertex, `g_i = E(z_i=1, z_{−i}) − E(z_i=0, z_{−i})`.
+    /// `i`; docs/algorithms.md §8). At a vertex, `g_i = E(z_i=1, z_{−i}) − E(z_i=0, z_{−i})`.
     ///
     /// # Panics
     /// If `zeta.len() != n` or `i ≥ n`.
@@ -506,7 +506,7 @@ impl SiteConditionals for PolynomialMrf {
 }
 
 impl From<&Rbm> for PolynomialMrf {
-    /// The RBM as a polynomial MRF (algorithms §8): monomials `{i}` with `−a_i`, `{n1+j}` with
+    /// The RBM as a polynomial MRF (docs/algorithms.md §8): monomials `{i}` with `−a_i`, `{n1+j}` with
     /// `−b_j`, then `{i, n1+j}` with `−W_ij` for every coupling (zeros included), `W` column by
     /// column, so `params() = −rbm.params()` element by element.
     fn from(rbm: &Rbm) -> Self {

@@ -1,7 +1,7 @@
-//! The restricted Boltzmann machine prior (GB Eq. 4; algorithms §1).
+//! The restricted Boltzmann machine prior (GB Eq. 4; docs/algorithms.md §1).
 //!
 //! `−E(z) = aᵀz1 + bᵀz2 + z1ᵀ W z2` with `a ∈ R^{n1}`, `b ∈ R^{n2}`, `W ∈ R^{n1×n2}`.
-//! The paper writes `z2ᵀWz1`; this crate follows the reference code and algorithms §1
+//! The paper writes `z2ᵀWz1`; this crate follows the reference code and docs/algorithms.md §1
 //! (`W_here = W_paperᵀ`, so `W[i][j]` couples `z1_i` and `z2_j`).
 //!
 //! # Parameter layout
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// A restricted Boltzmann machine over `z = [z1, z2]`, `z1 ∈ {0,1}^{n1}`, `z2 ∈ {0,1}^{n2}`:
-/// `−E(z) = aᵀz1 + bᵀz2 + z1ᵀWz2` (GB Eq. 4, with `W` stored `n1×n2` as in algorithms §1).
+/// `−E(z) = aᵀz1 + bᵀz2 + z1ᵀWz2` (GB Eq. 4, with `W` stored `n1×n2` as in docs/algorithms.md §1).
 ///
 /// Units `0..n1` of a batch row are `z1` ([`Block::One`]), units `n1..n1+n2` are `z2`
 /// ([`Block::Two`]). Parameters live in one flat vector, layout `[a | b | W column-major]`
@@ -43,7 +43,7 @@ use std::path::Path;
 /// assert!((rbm.log_partition().unwrap() - want).abs() < 1e-12);
 /// ```
 ///
-/// Block-Gibbs conditionals (algorithms §1): `p(z2 = 1 | z1) = σ(b + Wᵀz1)`.
+/// Block-Gibbs conditionals (docs/algorithms.md §1): `p(z2 = 1 | z1) = σ(b + Wᵀz1)`.
 ///
 /// ```
 /// use gumbolt_core::prior::{Block, BlockConditionals};
@@ -117,7 +117,7 @@ fn check_sides(n1: usize, n2: usize) -> Result<()> {
 
 impl Rbm {
     /// The RBM with `a = 0`, `b = 0`, `W = 0`: the uniform prior, `log Z = (n1+n2)·log 2`
-    /// (the reference initialisation, algorithms §1).
+    /// (the reference initialisation, docs/algorithms.md §1).
     ///
     /// # Panics
     /// If `n1 == 0` or `n2 == 0` (use [`crate::FactorialBernoulli`] for a model without
@@ -452,7 +452,7 @@ impl EnergyParamGradient for Rbm {
 
 impl ExactPartition for Rbm {
     /// Exact `log Z = logsumexp_{z_s} [h_sᵀz_s + Σ_j softplus(c_j(z_s))]` over the smaller
-    /// side `z_s` (the other side summed out analytically; algorithms §1, §7.3): for `n1 ≤ n2`,
+    /// side `z_s` (the other side summed out analytically; docs/algorithms.md §1, §7.3): for `n1 ≤ n2`,
     /// `log p̃(z1) = aᵀz1 + Σ_j softplus(b_j + (Wᵀz1)_j)`, otherwise symmetrically over `z2`
     /// with `c = a + W z2`. Enumeration in Gray-code order with an `O(n_other)` update of `c`
     /// in f64, chunked and run on the available cores.
@@ -465,7 +465,7 @@ impl ExactPartition for Rbm {
 
     /// `∇θ log Z = E_p[∇θ(−E)]` in the parameter layout: `∂/∂a = E[z1]`, `∂/∂b = E[z2]`,
     /// `∂/∂W = E[z1 z2ᵀ]`, with the summed-out side Rao-Blackwellised to `σ(c)`
-    /// (algorithms §7.3).
+    /// (docs/algorithms.md §7.3).
     fn log_partition_grad(&self) -> gumbolt_core::Result<Vec<f64>> {
         let (n1, n2) = (self.n1, self.n2);
         let (mom, z1_enumerated) = self.moments(Level::Full)?;
@@ -622,7 +622,7 @@ fn json_numbers(origin: &str, name: &str, v: &serde_json::Value) -> Result<Vec<f
 
 impl Rbm {
     /// Parses the JSON format `{"a": [n1 numbers], "b": [n2 numbers], "W": [[n2 numbers] ×
-    /// n1 rows]}` (`W[i][j]` couples `z1_i` and `z2_j`, the orientation of algorithms §1).
+    /// n1 rows]}` (`W[i][j]` couples `z1_i` and `z2_j`, the orientation of docs/algorithms.md §1).
     ///
     /// # Errors
     /// [`PriorError::Json`] for malformed JSON (with line and column), [`PriorError::Format`]

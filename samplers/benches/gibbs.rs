@@ -1,4 +1,4 @@
-//! Block-Gibbs sweep throughput (algorithms §7.1).
+//! Block-Gibbs sweep throughput (docs/algorithms.md §7.1).
 //!
 //! One sweep of `C` chains of an `n1×n2` RBM is two GEMMs, `[C,n1]·[n1,n2]` and
 //! `[C,n2]·[n2,n1]`, each `2·C·n1·n2` flop, so

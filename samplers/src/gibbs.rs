@@ -1,4 +1,4 @@
-//! Block Gibbs sampling of a bipartite prior, vectorised over chains (algorithms §7.1).
+//! Block Gibbs sampling of a bipartite prior, vectorised over chains (docs/algorithms.md §7.1).
 //!
 //! For an RBM (GB Eq. 4, `−E(z) = aᵀz1 + bᵀz2 + z1ᵀWz2`) one sweep at inverse temperature β is
 //!
@@ -60,7 +60,7 @@ pub struct BlockGibbs {
 
 impl BlockGibbs {
     /// `chains` chains over blocks of sizes `(n1, n2)`, initialised Bernoulli(0.5) (the exact
-    /// distribution of the zero-initialised RBM, algorithms §7.2), all at β = 1.
+    /// distribution of the zero-initialised RBM, docs/algorithms.md §7.2), all at β = 1.
     ///
     /// # Errors
     /// [`SamplerError::InvalidConfig`](crate::SamplerError::InvalidConfig) if `chains == 0` or a

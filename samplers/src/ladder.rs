@@ -1,4 +1,4 @@
-//! Temperature ladders for parallel tempering and their automatic tuning (algorithms §7.5).
+//! Temperature ladders for parallel tempering and their automatic tuning (docs/algorithms.md §7.5).
 //!
 //! For Gaussian energy histograms of standard deviation `σ_E(β)`, the swap acceptance between
 //! neighbours `Δβ` apart is `A ≈ erfc(Δβ·σ_E/2)`; `A = 0.5` gives `Δβ ≈ 0.954/σ_E(β)`.
@@ -377,7 +377,7 @@ mod tests {
         assert!((erfc(0.0) - 1.0).abs() < 1e-10);
         assert!((erfc(1.0) - 0.157_299_207_050_285_1).abs() < 1e-10);
         assert!((erfc(-1.0) - 1.842_700_792_949_715).abs() < 1e-10);
-        // A = 0.5 ⇔ Δβ·σ = 2·erfc⁻¹(0.5) ≈ 0.954 (algorithms §7.5)
+        // A = 0.5 ⇔ Δβ·σ = 2·erfc⁻¹(0.5) ≈ 0.954 (docs/algorithms.md §7.5)
         assert!((2.0 * erfc_inv(0.5) - 0.953_872_552_408_939_7).abs() < 1e-12);
         for a in [1e-4, 0.1, 0.5, 1.0, 1.7] {
             assert!(

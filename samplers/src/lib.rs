@@ -7,7 +7,7 @@
 //!
 //! | item | algorithm | trait bound |
 //! |---|---|---|
-//! | [`BlockGibbs`] | block Gibbs vectorised over chains, per-chain β (algorithms §7.1) | [`BlockConditionals`] |
+//! | [`BlockGibbs`] | block Gibbs vectorised over chains, per-chain β (docs/algorithms.md §7.1) | [`BlockConditionals`] |
 //! | [`Pcd`] | persistent contrastive divergence, `C` chains × `S` sweeps (§7.2; GB Eq. 6) | [`BlockConditionals`] |
 //! | [`SiteGibbs`] | single-site Gibbs for any binary MRF (§8) | [`SiteConditionals`] |
 //! | [`ParallelTempering`] | batched PT with even/odd swaps (§7.5) | [`BlockConditionals`] |

@@ -1,4 +1,4 @@
-//! Persistent contrastive divergence (Tieleman 2008; GB §5; algorithms §7.2).
+//! Persistent contrastive divergence (Tieleman 2008; GB §5; docs/algorithms.md §7.2).
 //!
 //! `C` persistent block-Gibbs chains are created once (Bernoulli(0.5), the exact distribution of
 //! the zero-initialised RBM) and advanced `S` sweeps at β = 1 with the current parameters at
@@ -127,7 +127,7 @@ impl Pcd {
     }
 
     /// Mean sufficient statistics of the current chains (`None` before the first call): the PCD
-    /// estimate of `∇θ log Z` for an RBM (GB Eq. 6; algorithms §1).
+    /// estimate of `∇θ log Z` for an RBM (GB Eq. 6; docs/algorithms.md §1).
     pub fn negative_phase(&self) -> Option<NegativePhase> {
         self.gibbs
             .as_ref()

@@ -1,5 +1,5 @@
 //! Parallel tempering over a ladder of inverse temperatures (Desjardins et al. 2010; GB §5;
-//! algorithms §7.5).
+//! docs/algorithms.md §7.5).
 //!
 //! Replicas sit on a ladder `0 = β_0 < β_1 < … < β_R = 1`, each holding a state `(z1, z2)`
 //! distributed as `p_β ∝ e^{−βE}`. Several independent ensembles are batched as one

@@ -1,4 +1,4 @@
-//! Single-site Gibbs sampling of any binary MRF, vectorised over chains (algorithms §8).
+//! Single-site Gibbs sampling of any binary MRF, vectorised over chains (docs/algorithms.md §8).
 //!
 //! Unit `i` is resampled from `p(z_i = 1 | z_{−i}) = σ(−β·g_i(z_{−i}))` with the energy gap
 //! `g_i = E(z_i=1, z_{−i}) − E(z_i=0, z_{−i})` of [`SiteConditionals::site_energy_gaps`], for all

@@ -6,7 +6,7 @@
 //!   tensor products over `[0,1]^n` in log space.
 //! - [`poly`]: the [`poly::Multilinear`] view of an energy, an independent reference polynomial
 //!   ([`poly::PolySpec`]) and exact vertex statistics (`E_min`, `E_max`, `log Z`).
-//! - [`rounding`]: the constructive vertex rounding that proves GB Theorem 1 (algorithms §8
+//! - [`rounding`]: the constructive vertex rounding that proves GB Theorem 1 (docs/algorithms.md §8
 //!   T1b).
 //! - [`points`]: random relaxed points (uniform, near-boundary, faces, projected-gradient end
 //!   points) for the Theorem 1 checks.

@@ -1,5 +1,5 @@
 //! The relaxed partition function `Z̃ = ∫_{[0,1]^n} e^{−E(ζ)} dζ` of GB Theorem 2, computed
-//! accurately (Gauss–Legendre quadrature, algorithms §8 T2.3) or by Monte Carlo (T2.2).
+//! accurately (Gauss–Legendre quadrature, docs/algorithms.md §8 T2.3) or by Monte Carlo (T2.2).
 
 use crate::poly::Multilinear;
 use crate::quadrature::Rule;
@@ -8,7 +8,7 @@ use gumbolt_core::rng::uniform_f64;
 use nalgebra::DMatrix;
 use rand::Rng;
 
-/// `φ(c) = log((e^c − 1)/c) = log ∫_0^1 e^{c t} dt`, in the stable form of algorithms §8 T2.3:
+/// `φ(c) = log((e^c − 1)/c) = log ∫_0^1 e^{c t} dt`, in the stable form of docs/algorithms.md §8 T2.3:
 /// `c/2 + c²/24` for `|c| < 1e-4`, `c + log(−expm1(−c)) − log c` for `c > 0`, and
 /// `log(−expm1(c)) − log(−c)` for `c < 0`.
 ///
@@ -29,7 +29,7 @@ pub fn phi(c: f64) -> f64 {
 }
 
 /// `log Z̃` by the full tensor-product rule (which must be on `[0,1]`): `m^n` energy
-/// evaluations (algorithms §8 T2.3, general polynomial with small `n`).
+/// evaluations (docs/algorithms.md §8 T2.3, general polynomial with small `n`).
 pub fn log_z_tilde_tensor<M: Multilinear + ?Sized>(m: &M, rule: &Rule) -> f64 {
     rule.log_integral_cube(m.num_units(), |z| -m.energy(z))
 }
@@ -54,9 +54,9 @@ pub fn log_z_tilde_last_analytic<M: Multilinear + ?Sized>(m: &M, rule: &Rule) ->
     })
 }
 
-/// `log Z̃` of an RBM with `−E = aᵀζ1 + bᵀζ2 + ζ1ᵀWζ2` (GB Eq. 4, algorithms §1; `W` is
+/// `log Z̃` of an RBM with `−E = aᵀζ1 + bᵀζ2 + ζ1ᵀWζ2` (GB Eq. 4, docs/algorithms.md §1; `W` is
 /// `n1 × n2`) by quadrature over `ζ1` only, with `ζ2` integrated analytically:
-/// `log Z̃ = log ∫ exp(aᵀζ1 + Σ_j φ(b_j + (Wᵀζ1)_j)) dζ1` (algorithms §8 T2.3).
+/// `log Z̃ = log ∫ exp(aᵀζ1 + Σ_j φ(b_j + (Wᵀζ1)_j)) dζ1` (docs/algorithms.md §8 T2.3).
 /// `m^{n1}` evaluations, each `O(n1·n2)`.
 pub fn rbm_log_z_tilde(a: &[f64], b: &[f64], w: &DMatrix<f64>, rule: &Rule) -> f64 {
     let (n1, n2) = (a.len(), b.len());
@@ -73,7 +73,7 @@ pub fn rbm_log_z_tilde(a: &[f64], b: &[f64], w: &DMatrix<f64>, rule: &Rule) -> f
     })
 }
 
-/// A Monte-Carlo estimate of `log Z̃ = log E_{ζ∼U[0,1]^n}[e^{−E(ζ)}]` (algorithms §8 T2.2).
+/// A Monte-Carlo estimate of `log Z̃ = log E_{ζ∼U[0,1]^n}[e^{−E(ζ)}]` (docs/algorithms.md §8 T2.2).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct McEstimate {
     /// `logmeanexp_s(−E(ζ_s))`.

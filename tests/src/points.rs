@@ -1,4 +1,4 @@
-//! Random relaxed points `ζ ∈ [0,1]^n` for the Theorem 1 checks (algorithms §8 T1): uniform
+//! Random relaxed points `ζ ∈ [0,1]^n` for the Theorem 1 checks (docs/algorithms.md §8 T1): uniform
 //! interior points, Beta(α, α) points that crowd the boundary, points on faces, and the end
 //! points of projected gradient descent/ascent.
 

@@ -1,4 +1,4 @@
-//! Multilinear polynomials `E(ζ) = Σ_S c_S Π_{i∈S} ζ_i` (algorithms §8): a plain-data
+//! Multilinear polynomials `E(ζ) = Σ_S c_S Π_{i∈S} ζ_i` (docs/algorithms.md §8): a plain-data
 //! description with an independent reference evaluator ([`PolySpec`]), the [`Multilinear`]
 //! interface the theorem checks are written against, and exact vertex statistics.
 
@@ -14,7 +14,7 @@ pub trait Multilinear {
     /// `E(ζ)` at a relaxed point `ζ ∈ [0,1]^n`.
     fn energy(&self, zeta: &[f64]) -> f64;
     /// `g_i(ζ_{−i}) = ∂E/∂ζ_i`, summed over all monomials containing `i` (GB Eq. 11;
-    /// algorithms §8).
+    /// docs/algorithms.md §8).
     fn gap(&self, zeta: &[f64], i: usize) -> f64;
     /// `∇E(ζ)`; default: every [`Multilinear::gap`].
     fn grad(&self, zeta: &[f64]) -> Vec<f64> {
@@ -147,7 +147,7 @@ impl Multilinear for PolySpec {
     }
 }
 
-/// The f64 tolerance of the Theorem 1 checks: `ε = 1e-9·(1 + Σ|c_S|)` (algorithms §8 T1).
+/// The f64 tolerance of the Theorem 1 checks: `ε = 1e-9·(1 + Σ|c_S|)` (docs/algorithms.md §8 T1).
 pub fn eps_f64<M: Multilinear + ?Sized>(m: &M) -> f64 {
     1e-9 * (1.0 + m.coeff_abs_sum())
 }

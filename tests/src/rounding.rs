@@ -1,5 +1,5 @@
 //! Constructive rounding of a relaxed point to a vertex: the executable proof of GB Theorem 1
-//! (algorithms §8 T1b).
+//! (docs/algorithms.md §8 T1b).
 //!
 //! A multilinear `E` is affine in each coordinate: `E(ζ) = E(ζ_i = 0, ζ_{−i}) + ζ_i g_i(ζ_{−i})`
 //! (GB Eqs. 10–11, with `g_i` summed over all monomials containing `i`). Moving `ζ_i` to the

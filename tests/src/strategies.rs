@@ -1,4 +1,4 @@
-//! proptest strategies for random polynomial MRFs and RBMs (algorithms §8: `n ≤ 12`,
+//! proptest strategies for random polynomial MRFs and RBMs (docs/algorithms.md §8: `n ≤ 12`,
 //! degree `≤ 4`, 5–40 monomials, coefficients `N(0, s²)` with `s ∈ {0.5, 2, 5}`, including
 //! `n = 1` and the all-zero polynomial).
 
@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 use std::ops::RangeInclusive;
 
-/// The coefficient scales `s` of algorithms §8.
+/// The coefficient scales `s` of docs/algorithms.md §8.
 pub const SCALES: [f64; 3] = [0.5, 2.0, 5.0];
 
 /// A standard normal by Box–Muller from two proptest uniforms, written so that shrinking
@@ -59,7 +59,7 @@ pub fn zero_polynomial(units: RangeInclusive<usize>) -> impl Strategy<Value = Po
     })
 }
 
-/// The random MRF of algorithms §8: mostly [`general_polynomial`] with `n ∈ 1..=max_units`,
+/// The random MRF of docs/algorithms.md §8: mostly [`general_polynomial`] with `n ∈ 1..=max_units`,
 /// 5–40 monomials and degree `≤ 4`, plus the edge cases [`single_unit_polynomial`] and
 /// [`zero_polynomial`] (each about 1 case in 12).
 pub fn polynomial(max_units: usize) -> impl Strategy<Value = PolySpec> {
@@ -71,7 +71,7 @@ pub fn polynomial(max_units: usize) -> impl Strategy<Value = PolySpec> {
 }
 
 /// RBM parameters as plain f32 data (GB Eq. 4: `−E = aᵀz1 + bᵀz2 + z1ᵀWz2`, `W` is
-/// `n1 × n2`, algorithms §1).
+/// `n1 × n2`, docs/algorithms.md §1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RbmSpec {
     /// Biases of `z1`.
@@ -142,7 +142,7 @@ mod tests {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
 
-    /// The strategies cover what algorithms §8 asks for: `n` from 1 to 12, degree up to 4,
+    /// The strategies cover what docs/algorithms.md §8 asks for: `n` from 1 to 12, degree up to 4,
     /// up to 40 monomials, the zero polynomial (both forms) and `n = 1`, constants, all scales.
     #[test]
     fn polynomial_strategy_covers_the_edge_cases() {

@@ -32,7 +32,7 @@ impl Multilinear for Bowl {
     }
 }
 
-/// Control for GB Theorem 1 (algorithms §8 T1): the random points of the T1 harness find
+/// Control for GB Theorem 1 (docs/algorithms.md §8 T1): the random points of the T1 harness find
 /// relaxed energies below the vertex minimum of the bowl.
 #[test]
 fn control_thm1_harness_detects_an_interior_minimum() {
@@ -58,7 +58,7 @@ fn control_thm1_harness_detects_an_interior_minimum() {
     assert!((deepest + 3.0).abs() < 1e-6, "deepest point {deepest}");
 }
 
-/// Control for algorithms §8 T1b: with a non-affine coordinate the sign-of-gap rounding from the
+/// Control for docs/algorithms.md §8 T1b: with a non-affine coordinate the sign-of-gap rounding from the
 /// centre raises the energy at the first step, so the monotonicity assertion would fire.
 #[test]
 fn control_thm1b_rounding_is_not_monotone_without_multilinearity() {

@@ -1,4 +1,4 @@
-//! The RBM as a polynomial MRF (algorithms §8: monomials `{i}` and `{i, n1 + j}` with
+//! The RBM as a polynomial MRF (docs/algorithms.md §8: monomials `{i}` and `{i, n1 + j}` with
 //! `c = −a, −b, −W`) and GB Theorem 1 for RBMs (GB Eq. 4 evaluated at relaxed points).
 
 use gumbolt_core::Mat;
@@ -11,7 +11,7 @@ use gumbolt_tests::poly::{Multilinear, eps_f64, vertex, vertex_stats};
 use gumbolt_tests::strategies::{RbmSpec, rbm};
 use proptest::prelude::*;
 
-/// `E(ζ) = −(aᵀζ1 + bᵀζ2 + ζ1ᵀWζ2)` (GB Eq. 4 with `W` stored `n1 × n2`, algorithms §1), in
+/// `E(ζ) = −(aᵀζ1 + bᵀζ2 + ζ1ᵀWζ2)` (GB Eq. 4 with `W` stored `n1 × n2`, docs/algorithms.md §1), in
 /// f64, written out independently of both implementations.
 fn rbm_energy_reference(spec: &RbmSpec, z: &[f64]) -> f64 {
     let (a, b, w) = spec.to_f64();
@@ -31,7 +31,7 @@ fn rbm_energy_reference(spec: &RbmSpec, z: &[f64]) -> f64 {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// `From<&Rbm> for PolynomialMrf` (algorithms §8): the polynomial's f64 energy equals the
+    /// `From<&Rbm> for PolynomialMrf` (docs/algorithms.md §8): the polynomial's f64 energy equals the
     /// reference RBM energy (GB Eq. 4) at random relaxed points and at every vertex, the
     /// RBM's own batched `Prior::energy_into` agrees at f32-rounded points, and the exact
     /// `log Z` of the RBM, of its polynomial and of vertex enumeration agree.

@@ -1,5 +1,5 @@
 //! GB Theorem 1 (vertex extremum) and the multilinear structure behind it (GB Eqs. 10–11),
-//! checked on random polynomial MRFs (algorithms §8 T1).
+//! checked on random polynomial MRFs (docs/algorithms.md §8 T1).
 
 use gumbolt_core::Mat;
 use gumbolt_core::exact::enumerate;
@@ -23,7 +23,7 @@ fn to_rows(points: &[Vec<f64>], n: usize) -> Mat {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// GB Theorem 1 (algorithms §8 T1): `E_min − ε ≤ E(ζ) ≤ E_max + ε` with
+    /// GB Theorem 1 (docs/algorithms.md §8 T1): `E_min − ε ≤ E(ζ) ≤ E_max + ε` with
     /// `ε = 1e-9·(1 + Σ|c_S|)` at uniform, Beta(0.1,0.1), face and projected-gradient
     /// descent/ascent end points, `E_min/E_max` by enumerating the `2^n` vertices.
     #[test]
@@ -80,7 +80,7 @@ proptest! {
         }
     }
 
-    /// GB Eqs. 10–11 (algorithms §8): `E` is affine in every `ζ_i`, with slope
+    /// GB Eqs. 10–11 (docs/algorithms.md §8): `E` is affine in every `ζ_i`, with slope
     /// `g_i(ζ_{−i}) = E(ζ_i=1) − E(ζ_i=0) = ∂E/∂ζ_i` summed over all monomials containing `i`;
     /// `grad_f64`, `gap_f64`, `EnergyGradient::energy_grad_into` and the independent reference
     /// evaluator all agree.

@@ -1,4 +1,4 @@
-//! GB Theorem 1, constructive form (algorithms §8 T1b): rounding one coordinate at a time by
+//! GB Theorem 1, constructive form (docs/algorithms.md §8 T1b): rounding one coordinate at a time by
 //! the sign of `g_i(ζ_{−i})` walks monotonically to a vertex (the executable proof of Thm 1).
 
 use gumbolt_core::rng::root_rng;

@@ -1,5 +1,5 @@
 //! GB Theorem 2 (`Z̃ ≤ e^{−E_min} ≤ Z`, hence `p̌(ζ) ≤ p(ζ)`, GB Eqs. 12–13) by Monte Carlo and
-//! by Gauss–Legendre quadrature (algorithms §8 T2).
+//! by Gauss–Legendre quadrature (docs/algorithms.md §8 T2).
 
 use gumbolt_core::numerics::softplus;
 use gumbolt_core::prior::ExactPartition;
@@ -58,7 +58,7 @@ fn check_thm2<M: Multilinear>(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// GB Theorem 1's witness inside the Monte-Carlo estimate of `Z̃` (algorithms §8 T2.2):
+    /// GB Theorem 1's witness inside the Monte-Carlo estimate of `Z̃` (docs/algorithms.md §8 T2.2):
     /// no uniform point has `−E(ζ_s)` above `−E_min` of the vertices, and the upper
     /// 5-standard-error confidence bound of the Monte-Carlo `log Z̃` is below the exact
     /// `log Z` of the priors crate. (Larger energies: `eq8_lower_bound.rs`,
@@ -81,7 +81,7 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// GB Theorem 2 by quadrature (algorithms §8 T2.3), general polynomials with `n ≤ 4`,
+    /// GB Theorem 2 by quadrature (docs/algorithms.md §8 T2.3), general polynomials with `n ≤ 4`,
     /// 1–15 monomials (all the distinct monomials 4 units have), degree ≤ 4,
     /// `s ∈ {0.5, 2, 5}`: `log Z̃` by the full tensor Gauss–Legendre rule (24 nodes per panel,
     /// panels by the slope bound) and, independently, with the last axis integrated
@@ -112,7 +112,7 @@ proptest! {
     }
 
     /// GB Theorem 2 for RBMs by quadrature over `ζ1` (`n1 ≤ 3`) with `ζ2` integrated
-    /// analytically, `log Z̃ = log ∫ exp(aᵀζ1 + Σ_j φ(b_j + (Wᵀζ1)_j)) dζ1` (algorithms §8 T2.3):
+    /// analytically, `log Z̃ = log ∫ exp(aᵀζ1 + Σ_j φ(b_j + (Wᵀζ1)_j)) dζ1` (docs/algorithms.md §8 T2.3):
     /// `log Z̃ ≤ −E_min` and `log Z̃ ≤ log Z` with the RBM's exact `log Z`, and for
     /// `n1 + n2 ≤ 5` agreement to `1e-10` with tensor quadrature of the RBM as a polynomial.
     #[test]
@@ -141,7 +141,7 @@ proptest! {
     }
 }
 
-/// GB Theorem 2 sanity values (algorithms §8 T2.5): `E ≡ 0` gives `Z̃ = 1 ≤ Z = 2^n`; a single
+/// GB Theorem 2 sanity values (docs/algorithms.md §8 T2.5): `E ≡ 0` gives `Z̃ = 1 ≤ Z = 2^n`; a single
 /// bias `E = cz` gives `Z̃ = (1 − e^{−c})/c` and `Z = 1 + e^{−c}`; a sum of biases factorises.
 /// Quadrature reproduces them to `1e-10`.
 #[test]
@@ -180,7 +180,7 @@ fn thm2_quadrature_sanity_values() {
     assert!((sum.log_partition().unwrap() - want_z).abs() < 1e-10);
 }
 
-/// GB Theorem 2, RBM quadrature sanity (algorithms §8 T2.3): with `W = 0` the RBM factorises,
+/// GB Theorem 2, RBM quadrature sanity (docs/algorithms.md §8 T2.3): with `W = 0` the RBM factorises,
 /// `log Z̃ = Σ φ(a_i) + Σ φ(b_j)` and `log Z = Σ softplus(a_i) + Σ softplus(b_j)`.
 #[test]
 fn thm2_rbm_quadrature_factorises_without_couplings() {
@@ -200,7 +200,7 @@ fn thm2_rbm_quadrature_factorises_without_couplings() {
     assert!(got <= want_z);
 }
 
-/// GB Theorem 2 on a 2×6 RBM, the size of the numeric check of algorithms §8 T2.3: the
+/// GB Theorem 2 on a 2×6 RBM, the size of the numeric check of docs/algorithms.md §8 T2.3: the
 /// quadrature `log Z̃` agrees with a 10⁶-sample Monte-Carlo estimate within 5 standard errors
 /// (fixed seed), and `log Z̃ ≤ −E_min`, `log Z̃ ≤ log Z` (weights drawn from `N(0, 1.5²)`).
 #[test]

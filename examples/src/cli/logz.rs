@@ -1,6 +1,6 @@
 //! `gumbolt logz`: the log-partition function of an RBM, exactly (enumeration of the smaller
 //! side, ≤ 24 units), by annealed importance sampling, or by parallel tempering with bridge
-//! sampling (the paper's method), with the estimators of `gumbolt-samplers` (algorithms §7).
+//! sampling (the paper's method), with the estimators of `gumbolt-samplers` (docs/algorithms.md §7).
 
 use super::progress::ProgressSink;
 use super::{int_at_least, usage_error};

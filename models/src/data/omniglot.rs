@@ -1,4 +1,4 @@
-//! 28×28 OMNIGLOT with the GumBolt paper's protocol (algorithms §9 "Data", §10 item 11).
+//! 28×28 OMNIGLOT with the GumBolt paper's protocol (docs/algorithms.md §9 "Data", §10 item 11).
 //!
 //! # Sources
 //!
@@ -28,7 +28,7 @@
 //!   per pixel, see [`binarize_into`]). The two binarisations are therefore reproducible and
 //!   independent of each other (changing the validation size does not change the test
 //!   binarisation). They cannot match the reference's numpy draws bit for bit.
-//! - The data mean `x̄` of algorithms §10 item 1 is computed on the training grey levels:
+//! - The data mean `x̄` of docs/algorithms.md §10 item 1 is computed on the training grey levels:
 //!   `splits.train_grey.pixel_means()`.
 
 use std::path::{Path, PathBuf};

@@ -1,12 +1,12 @@
 //! dVAE (Rolfe 2016) and dVAE++ (Vahdat et al. 2018) with **one** stochastic layer: the
-//! smoothed ELBO with the closed-form KL to an RBM prior (algorithms §3, §4) and its
+//! smoothed ELBO with the closed-form KL to an RBM prior (docs/algorithms.md §3, §4) and its
 //! hand-written gradient.
 //!
 //! - Smoothing ([`Smoothing`]): spike-and-exponential (dVAE) or overlapping exponentials
 //!   (dVAE++); `ζ = F⁻¹(ρ; σ(l))`, pathwise gradient through the inverse CDF.
 //! - Objective: `neg_elbo = −log p(x|ζ) + β_t·KL` per sample, averaged over the `N = B·k` rows
 //!   (no importance weighting), plus weight decay.
-//! - KL (L = 1, exact for a factorial posterior, algorithms §3 "KL computation"):
+//! - KL (L = 1, exact for a factorial posterior, docs/algorithms.md §3 "KL computation"):
 //!   `KL = −aᵀq1 − bᵀq2 − q1ᵀWq2 + S_Z − H(q)` with `q = σ(l) = [q1 | q2]` and `H` the Bernoulli
 //!   entropy; `S_Z` is the negative-phase surrogate of a [`PartitionGradient`] (PCD samples, or
 //!   the exact `log Z`).
@@ -30,9 +30,9 @@ use crate::nn::{Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
 /// The smoothing of the binary latent units and its pathwise gradient estimator.
 #[derive(Debug, Clone, Copy)]
 pub enum Smoothing {
-    /// Spike-and-exponential (dVAE, algorithms §3).
+    /// Spike-and-exponential (dVAE, docs/algorithms.md §3).
     SpikeExp(SpikeAndExp),
-    /// Overlapping exponentials (dVAE++, algorithms §4).
+    /// Overlapping exponentials (dVAE++, docs/algorithms.md §4).
     OverlapExp(OverlappingExp),
 }
 

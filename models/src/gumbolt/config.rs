@@ -1,17 +1,17 @@
-//! Structures, hyper-parameters and schedules of GumBolt (GB §5.1; algorithms §2.3, §9).
+//! Structures, hyper-parameters and schedules of GumBolt (GB §5.1; docs/algorithms.md §2.3, §9).
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, ensure};
 use crate::nn::{AdamConfig, BatchNormConfig};
 
-/// The four network structures of GB Table 1 (algorithms §9).
+/// The four network structures of GB Table 1 (docs/algorithms.md §9).
 ///
 /// | variant | GB symbol | stochastic layers L | hidden `Dense → BN → tanh` blocks per net (default) | prior (GumBolt) |
 /// |---|---|---|---|---|
 /// | [`Structure::Linear`] | `—` | 1 | 0 | RBM 100×100 (the 200 units split in half) |
 /// | [`Structure::Nonlinear`] | `~` | 1 | 2 | RBM 100×100 |
-/// | [`Structure::Linear2`] | `——` | 2 | 1 (reading (B) of algorithms §9; set 0 for (A)) | RBM 200×200 |
+/// | [`Structure::Linear2`] | `——` | 2 | 1 (reading (B) of docs/algorithms.md §9; set 0 for (A)) | RBM 200×200 |
 /// | [`Structure::Nonlinear2`] | `~~` | 2 | 2 | RBM 200×200 |
 ///
 /// With L = 2 the posterior is hierarchical, `q(z1|x) q(z2|z1, x)` (GB §5.1): the second
@@ -39,7 +39,7 @@ impl Structure {
         }
     }
 
-    /// The default number of hidden blocks per network (algorithms §9 table; `——` reading (B)).
+    /// The default number of hidden blocks per network (docs/algorithms.md §9 table; `——` reading (B)).
     pub fn default_hidden_layers(self) -> usize {
         match self {
             Structure::Linear => 0,
@@ -80,9 +80,9 @@ impl std::str::FromStr for Structure {
 /// | variant | model | latent samples in training | τ (= 1/β of the smoothing) |
 /// |---|---|---|---|
 /// | [`Objective::GumBolt`] | GumBolt, GB Eq. 9, importance weighted for k > 1 | Gumbel-relaxed ζ (GB Eq. 2) | 1/7 |
-/// | [`Objective::Dvae`] | dVAE (Rolfe 2016), smoothed ELBO averaged over k | spike-and-exponential ζ (algorithms §3) | 1/5 |
-/// | [`Objective::DvaePp`] | dVAE++ (Vahdat et al. 2018), smoothed ELBO averaged over k | overlapping exponentials (algorithms §4) | 1/10 (MNIST), 1/8 (OMNIGLOT) |
-/// | [`Objective::Reinforce`] | the discrete IW bound (GB Eq. 5) by REINFORCE: NVIL for k = 1, VIMCO for k > 1 (algorithms §6) | binary z | unused |
+/// | [`Objective::Dvae`] | dVAE (Rolfe 2016), smoothed ELBO averaged over k | spike-and-exponential ζ (docs/algorithms.md §3) | 1/5 |
+/// | [`Objective::DvaePp`] | dVAE++ (Vahdat et al. 2018), smoothed ELBO averaged over k | overlapping exponentials (docs/algorithms.md §4) | 1/10 (MNIST), 1/8 (OMNIGLOT) |
+/// | [`Objective::Reinforce`] | the discrete IW bound (GB Eq. 5) by REINFORCE: NVIL for k = 1, VIMCO for k > 1 (docs/algorithms.md §6) | binary z | unused |
 ///
 /// ```
 /// use gumbolt_models::gumbolt::Objective;
@@ -97,14 +97,14 @@ pub enum Objective {
     #[default]
     GumBolt,
     /// dVAE: spike-and-exponential smoothing; closed-form KL for L = 1, Rolfe's estimator for
-    /// L = 2 (algorithms §3).
+    /// L = 2 (docs/algorithms.md §3).
     Dvae,
     /// dVAE++: overlapping-exponential smoothing; KL with `ν1 = q(z1 = 1|ζ1, x)` for L = 2
-    /// (algorithms §4).
+    /// (docs/algorithms.md §4).
     #[serde(rename = "dvaepp")]
     DvaePp,
     /// REINFORCE on the discrete objective with NVIL (k = 1) or VIMCO (k > 1) variance
-    /// reduction (algorithms §6).
+    /// reduction (docs/algorithms.md §6).
     Reinforce,
 }
 
@@ -190,7 +190,7 @@ impl LrSchedule {
         }
     }
 
-    /// The reference code's schedule (algorithms §9: the reference implementation's `vae.py`, function `training`): a warm-up at
+    /// The reference code's schedule (docs/algorithms.md §9: the reference implementation's `vae.py`, function `training`): a warm-up at
     /// `base/10` for the first 2 %, then `base`, `base/3`, `base/10`, `base/33` at 60/75/95 %.
     pub fn reference(base: f64) -> Self {
         Self {
@@ -251,7 +251,7 @@ impl LrSchedule {
     }
 }
 
-/// Optimisation settings (GB §5.1; algorithms §2.3, §9). All schedules scale with
+/// Optimisation settings (GB §5.1; docs/algorithms.md §2.3, §9). All schedules scale with
 /// `total_iterations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -263,7 +263,7 @@ pub struct TrainConfig {
     /// disables annealing (`β ≡ 1`).
     pub kl_warmup_fraction: f64,
     /// Adam hyper-parameters, including the weight decay `1e-4·½‖·‖²` on dense kernels, BN γ
-    /// and the RBM couplings W (algorithms §10.2).
+    /// and the RBM couplings W (docs/algorithms.md §10.2).
     pub adam: AdamConfig,
 }
 
@@ -279,7 +279,7 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The KL-annealing coefficient `β_t = min(t/(f·T), 1)` (algorithms §2.3); 1 when `f = 0`.
+    /// The KL-annealing coefficient `β_t = min(t/(f·T), 1)` (docs/algorithms.md §2.3); 1 when `f = 0`.
     ///
     /// ```
     /// use gumbolt_models::gumbolt::TrainConfig;
@@ -477,7 +477,7 @@ impl GumBoltConfig {
         self.layers() * self.latent_units
     }
 
-    /// The RBM sides `(n1, n2)`: `n1 = ⌊L·latent/2⌋` (algorithms §1 side split: 100×100 for
+    /// The RBM sides `(n1, n2)`: `n1 = ⌊L·latent/2⌋` (docs/algorithms.md §1 side split: 100×100 for
     /// L = 1, 200×200 for L = 2).
     pub fn rbm_sides(&self) -> (usize, usize) {
         let n = self.latent_dim();

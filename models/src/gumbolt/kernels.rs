@@ -10,7 +10,7 @@ use gumbolt_core::numerics::{
 };
 
 /// The Bernoulli decoder log-likelihood `log p(x|ζ) = Σ_d [x_d·o_d − softplus(o_d)]`
-/// (algorithms §2.1 step 4) for every row `r` of `out` (`[N, D]`, the decoder's last dense
+/// (docs/algorithms.md §2.1 step 4) for every row `r` of `out` (`[N, D]`, the decoder's last dense
 /// layer), with `o = out + x_bias` and target image `x[r / k]` (`x: [B, D]`, `N = B·k`, rows of
 /// one image consecutive). Written into `lp` (length N).
 ///
@@ -85,7 +85,7 @@ fn log_lik_grad_column(oc: &[f32], xrep: &[f32], xb: f32, term: &mut [f32], dc: 
 }
 
 /// Repeats every row of `src` (`[B, c]`) `k` times consecutively into `dst` (`[B·k, c]`):
-/// row `b·k + i` of `dst` is row `b` of `src` (algorithms §0; the reference implementation's `util.py`, `repeat_input_iw`).
+/// row `b·k + i` of `dst` is row `b` of `src` (docs/algorithms.md §0; the reference implementation's `util.py`, `repeat_input_iw`).
 pub(crate) fn repeat_rows(src: &Mat, k: usize, dst: &mut Mat) {
     let (b, c) = src.shape();
     crate::nn::ensure_shape(dst, b * k, c);

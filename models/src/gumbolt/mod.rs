@@ -1,12 +1,12 @@
 //! GumBolt: a VAE with a Boltzmann-machine prior trained through the Gumbel relaxation
-//! (Khoshaman & Amin, NeurIPS 2018; algorithms §2).
+//! (Khoshaman & Amin, NeurIPS 2018; docs/algorithms.md §2).
 //!
 //! | item | role | paper |
 //! |---|---|---|
 //! | [`GumBolt`] | the model: encoders, decoder, prior, forward/backward, training step, evaluation | GB §3.1 Eq. 9, §5.1 |
 //! | [`GumBoltRbm`], [`GumBoltNw`] | RBM prior with PCD; factorial prior with exact `log Z` (GumBolt-nW) | GB §5.1, Table 2 |
-//! | [`GumBoltConfig`], [`Structure`] | `linear`, `nonlinear`, `linear2`, `nonlinear2` and hyper-parameters | GB Table 1, algorithms §9 |
-//! | [`TrainConfig`], [`LrSchedule`] | T, learning-rate decay, KL annealing, Adam | GB §5.1, algorithms §2.3 |
+//! | [`GumBoltConfig`], [`Structure`] | `linear`, `nonlinear`, `linear2`, `nonlinear2` and hyper-parameters | GB Table 1, docs/algorithms.md §9 |
+//! | [`TrainConfig`], [`LrSchedule`] | T, learning-rate decay, KL annealing, Adam | GB §5.1, docs/algorithms.md §2.3 |
 //! | [`TrainablePrior`], [`PartitionGradient`] | what the model needs of a prior and of its `∇ log Z` | GB Eq. 6 |
 //! | [`Noise`] | the uniform ρ of GB Eq. 2, explicit so losses can be made deterministic | |
 //! | [`SampleCombination`], [`ImportanceWeighted`] | how the k relaxed samples of an image make its objective (a plug-in point for new relaxed objectives) | GB Eq. 9 |

@@ -1,5 +1,5 @@
 //! The GumBolt model: networks, prior, the relaxed objective of GB Eq. 9 with its hand-written
-//! backward pass (algorithms §2.1–§2.2), and the training step (§2.3, §9).
+//! backward pass (docs/algorithms.md §2.1–§2.2), and the training step (§2.3, §9).
 
 use gumbolt_core::numerics::LogSumExp;
 use gumbolt_core::prior::Parametric;
@@ -31,7 +31,7 @@ use crate::nn::{Adam, Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
 ///
 /// Passing the same `Noise` twice gives the same samples, which makes the loss deterministic
 /// (finite-difference tests) and lets the relaxed and discrete objectives be compared at equal
-/// ρ (algorithms §8 T3).
+/// ρ (docs/algorithms.md §8 T3).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Noise {
     layers: Vec<Mat>,
@@ -76,7 +76,7 @@ impl Noise {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LossParts {
     /// The loss that was differentiated:
-    /// `−(1/B) Σ_b [logsumexp_i log w_bi − log k] + β·S_Z + R_wd` (algorithms §2.1 step 8).
+    /// `−(1/B) Σ_b [logsumexp_i log w_bi − log k] + β·S_Z + R_wd` (docs/algorithms.md §2.1 step 8).
     /// Its value contains the surrogate `S_Z`, not `log Z` (for PCD).
     pub loss: f64,
     /// `(1/B) Σ_b [logsumexp_i log w_bi − log k]`: the annealed relaxed objective F_k (GB Eq. 9)
@@ -95,7 +95,7 @@ pub struct LossParts {
     pub weight_decay: f64,
     /// Mean effective sample size `1/Σ_i w̃²` (1 for k = 1, up to k).
     pub effective_samples: f64,
-    /// The KL-annealing coefficient β used (algorithms §2.3).
+    /// The KL-annealing coefficient β used (docs/algorithms.md §2.3).
     pub beta: f64,
     /// REINFORCE with k = 1: the mean squared error `(1/B) Σ (ℓ − c − C_ψ(x))²` of NVIL's
     /// baseline network (its own loss, not part of `loss`); 0 otherwise.
@@ -196,7 +196,7 @@ impl Clock {
 }
 
 /// Per-image importance-weighted estimates of `log p(x)` (Burda et al. 2015; GB §5.1
-/// "4000-sample estimation"; algorithms §2.4).
+/// "4000-sample estimation"; docs/algorithms.md §2.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IwEstimate {
     /// `log p̂(x) = logsumexp_s(log w_s) − log S − log Ẑ` per image.
@@ -216,7 +216,7 @@ impl IwEstimate {
 }
 
 /// The relaxed (GB Eq. 2) and discrete (τ = 0) objectives of the same noise, averaged over a
-/// batch (GB Fig. 2b; algorithms §2.4 "Monitoring").
+/// batch (GB Fig. 2b; docs/algorithms.md §2.4 "Monitoring").
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Objectives {
     /// Mean relaxed objective F_k (GB Eq. 9) at the model's τ.
@@ -229,7 +229,7 @@ pub struct Objectives {
 #[derive(Debug, Clone, Copy)]
 enum Sampling {
     Relaxed(GumbelRelaxation),
-    /// dVAE / dVAE++ smoothing (algorithms §3, §4).
+    /// dVAE / dVAE++ smoothing (docs/algorithms.md §3, §4).
     Smoothed(Smoothing),
     Discrete,
 }
@@ -310,7 +310,7 @@ struct Workspace {
 /// - **Relaxation** (GB Eq. 2): `ζ = σ((l + logit ρ)/τ)`, τ = 1/7 in training.
 /// - **Decoder**: an MLP from `[ζ1, ζ2]` (200·L units) to the logits `o = g(ζ) + x_bias` of a
 ///   Bernoulli image model; `x_bias = logit(clip(x̄, 1e-3, 0.999))` is fixed and the last dense
-///   layer has its own trainable bias (algorithms §2.1 step 4, §10.1).
+///   layer has its own trainable bias (docs/algorithms.md §2.1 step 4, §10.1).
 /// - **Prior** `P`: an [`Rbm`] (GumBolt; 100×100 for L = 1, 200×200 for L = 2) or a
 ///   [`FactorialBernoulli`] (GumBolt-nW, GB Table 2), evaluated at the relaxed ζ (GB Eq. 7).
 /// - **log Z gradient** `G` (GB Eq. 6): PCD samples ([`SampledPartition`]) or exact
@@ -320,14 +320,14 @@ struct Workspace {
 /// `F_k = logsumexp_i(log w_i) − log k − β log Z` with
 /// `log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x))` (GB Eq. 9 with KL annealing β, algorithms
 /// §2.1, §2.3), `log q̌(ζ|x) = Σ[ζ l − softplus(l)]`. Its gradient is computed by hand
-/// (algorithms §2.2; see [`GumBolt::loss_and_grad`]).
+/// (docs/algorithms.md §2.2; see [`GumBolt::loss_and_grad`]).
 ///
 /// Evaluation sets τ = 0 (discrete `z = 1[l + logit ρ > 0]`, layer 2 fed the binary z1) and
-/// runs batch norm in inference mode (GB §3.1, algorithms §2.4).
+/// runs batch norm in inference mode (GB §3.1, docs/algorithms.md §2.4).
 ///
 /// **Baselines.** The same networks, prior and evaluation train the models GumBolt is compared
 /// with (GB Table 1), chosen by [`GumBoltConfig::objective`]: dVAE and dVAE++ (smoothed ELBO,
-/// algorithms §3–§4) and REINFORCE with NVIL / VIMCO (algorithms §6); see
+/// docs/algorithms.md §3–§4) and REINFORCE with NVIL / VIMCO (docs/algorithms.md §6); see
 /// [`super::Objective`]. Only the training samples and the backward pass differ.
 #[derive(Debug, Clone)]
 pub struct GumBolt<P, G> {
@@ -373,11 +373,11 @@ struct Passes {
 pub type GumBoltRbm = GumBolt<Rbm, SampledPartition<Pcd>>;
 
 /// GumBolt-nW: couplings W ≡ 0 throughout training, i.e. a factorial Bernoulli prior with the
-/// exact `log Z` gradient `σ(h)` (GB Table 2; algorithms §2.5).
+/// exact `log Z` gradient `σ(h)` (GB Table 2; docs/algorithms.md §2.5).
 pub type GumBoltNw = GumBolt<FactorialBernoulli, ExactPartitionGradient>;
 
 impl GumBolt<Rbm, SampledPartition<Pcd>> {
-    /// GumBolt with a zero-initialised RBM of sides [`GumBoltConfig::rbm_sides`] (algorithms §1)
+    /// GumBolt with a zero-initialised RBM of sides [`GumBoltConfig::rbm_sides`] (docs/algorithms.md §1)
     /// and a PCD negative phase (GB §5.1: 200 sweeps).
     ///
     /// # Errors
@@ -734,7 +734,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         Ok(n / b)
     }
 
-    /// The forward pass of algorithms §2.1 for `x: [B, D]` with `k = N/B` samples per image:
+    /// The forward pass of docs/algorithms.md §2.1 for `x: [B, D]` with `k = N/B` samples per image:
     /// fills the workspace (logits, samples, `log p(x|ζ)`, `−E(ζ)`, `log q̌`, `log w`) and, when
     /// `train`, the decoder's `x − σ(o)`.
     fn forward(&mut self, x: &Mat, noise: &[Mat], k: usize, pass: Pass, clock: &mut Clock) {
@@ -752,7 +752,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         ws.logits.resize_with(l_count, || Mat::zeros(0, 0));
         ws.zeta.resize_with(l_count, || Mat::zeros(0, 0));
 
-        // 1. Centred input x − x̄ (algorithms §2.1 step 1).
+        // 1. Centred input x − x̄ (docs/algorithms.md §2.1 step 1).
         ensure_shape(&mut ws.xc, b, d);
         for ((xc_col, x_col), &m) in ws
             .xc
@@ -768,7 +768,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 
         // 2. Layer 1 on the B distinct images, then repeated k times: the repeated rows give
         // batch norm exactly the same (biased) statistics, so this equals running the encoder on
-        // the N repeated rows (algorithms §10.10) at 1/k of the cost.
+        // the N repeated rows (docs/algorithms.md §10.10) at 1/k of the cost.
         let l1 = self.encoders[0].forward(&ws.xc, mode);
         repeat_rows(l1, k, &mut ws.logits[0]);
         sampling.sample(&ws.logits[0], &noise[0], &mut ws.zeta[0]);
@@ -793,7 +793,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         }
         clock.lap(Phase::Encoder);
 
-        // 4. Decoder on [ζ1, ζ2] and log p(x|ζ) (algorithms §2.1 step 4).
+        // 4. Decoder on [ζ1, ζ2] and log p(x|ζ) (docs/algorithms.md §2.1 step 4).
         ensure_shape(&mut ws.zeta_all, n, l_count * u);
         for (i, z) in ws.zeta.iter().enumerate() {
             ws.zeta_all.columns_mut(i * u, u).copy_from(z);
@@ -820,7 +820,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         }
         clock.lap(Phase::Encoder);
 
-        // 7. log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x)) (GB Eq. 9, annealed, algorithms §2.3).
+        // 7. log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x)) (GB Eq. 9, annealed, docs/algorithms.md §2.3).
         ws.log_w.resize(n, 0.0);
         for r in 0..n {
             ws.log_w[r] = ws.log_px[r] + beta * (ws.neg_e[r] - ws.log_q[r]);
@@ -1078,7 +1078,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         }
     }
 
-    /// The backward pass of algorithms §2.2 (see [`GumBolt::loss_and_grad`]).
+    /// The backward pass of docs/algorithms.md §2.2 (see [`GumBolt::loss_and_grad`]).
     fn backward(&mut self, noise: &[Mat], k: usize, beta: f64, clock: &mut Clock) {
         let (l_count, u, d) = (
             self.config.layers(),
@@ -1174,7 +1174,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         clock.lap(Phase::Encoder);
     }
 
-    /// One training iteration t (algorithms §2.1, §2.3, §9): draws ρ, advances the negative
+    /// One training iteration t (docs/algorithms.md §2.1, §2.3, §9): draws ρ, advances the negative
     /// phase with the current θ, runs the forward and backward passes at `β_t = min(t/(0.3T), 1)`
     /// and takes an Adam step at the scheduled learning rate (weight decay `1e-4·½‖·‖²` on
     /// kernels, BN γ and the RBM W).
@@ -1233,7 +1233,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 
     /// Per image, the discrete objective `L_k = logsumexp_i log w_i − log k − log Ẑ` (GB Eq. 5)
     /// at τ = 0 for the given noise (`k = N/B`): `z = 1[l + logit ρ > 0]`, layer 2 fed the
-    /// binary z1, batch norm in inference mode, β = 1 (algorithms §2.4). `log_z` is the
+    /// binary z1, batch norm in inference mode, β = 1 (docs/algorithms.md §2.4). `log_z` is the
     /// caller's estimate of `log Z` (AIS, PT, or exact).
     ///
     /// # Errors
@@ -1258,7 +1258,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 
     /// Per image, the relaxed objective `F_k` (GB Eq. 9) at temperature `tau` for the given
     /// noise, with batch norm in inference mode and β = 1, minus `log_z` (for monitoring, GB
-    /// Fig. 2b; it is not a bound on `log p(x)` for τ > 0, algorithms §2.4).
+    /// Fig. 2b; it is not a bound on `log p(x)` for τ > 0, docs/algorithms.md §2.4).
     ///
     /// # Errors
     /// [`ModelError::Estimator`] for an invalid `tau`; [`ModelError::Shape`] as
@@ -1289,7 +1289,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     }
 
     /// Mean `F_k` (at the model's τ) and `L_k` over a batch, from the *same* noise drawn from
-    /// `rng` (algorithms §2.4: GB Fig. 2b uses k = 20).
+    /// `rng` (docs/algorithms.md §2.4: GB Fig. 2b uses k = 20).
     ///
     /// # Errors
     /// As [`GumBolt::discrete_objective`].
@@ -1309,7 +1309,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     }
 
     /// The S-sample importance-weighted estimate of `log p(x)` per image (Burda et al. 2015;
-    /// GB §5.1 uses S = 4000; algorithms §2.4):
+    /// GB §5.1 uses S = 4000; docs/algorithms.md §2.4):
     /// `log p̂(x) = logsumexp_s(log w_s) − log S − log Ẑ`, with
     /// `log w = log p(x|z) − E(z) − log q(z|x)` at discrete z (τ = 0, batch norm in inference
     /// mode). The samples are drawn in chunks of `chunk` per image (`B·chunk` rows per pass)
@@ -1394,7 +1394,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 
     /// The decoder's pixel probabilities `σ(g(z) + x_bias)` for latent configurations `z`
     /// (`[N, L·latent]`), batch norm in inference mode: generation from prior samples (GB §3.1,
-    /// algorithms §2.5 "Generation").
+    /// docs/algorithms.md §2.5 "Generation").
     ///
     /// # Errors
     /// [`ModelError::Shape`] if `z` has the wrong width.

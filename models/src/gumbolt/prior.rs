@@ -14,7 +14,7 @@ pub struct ParamGroup {
     pub name: &'static str,
     /// Number of scalars.
     pub len: usize,
-    /// Whether the weight decay `λ·½‖·‖²` applies (algorithms §1, §10.2: the RBM coupling W
+    /// Whether the weight decay `λ·½‖·‖²` applies (docs/algorithms.md §1, §10.2: the RBM coupling W
     /// only, never the fields a, b).
     pub decay: bool,
 }
@@ -141,12 +141,12 @@ impl TrainablePrior for FactorialBernoulli {
     }
 }
 
-/// The `log Z` part of the training loss (algorithms §1 "Surrogate for autodiff"): a value whose
+/// The `log Z` part of the training loss (docs/algorithms.md §1 "Surrogate for autodiff"): a value whose
 /// θ-gradient is (an estimate of) `∇θ log Z = E_p[∇θ(−E)]` (GB Eq. 6).
 pub trait PartitionGradient<P: ?Sized>: Send + 'static {
     /// Prepares an iteration with the *current* θ: advances persistent chains (PCD), or
     /// computes the exact gradient. Called once per loss evaluation, before the forward pass
-    /// (algorithms §2.1 step 9).
+    /// (docs/algorithms.md §2.1 step 9).
     ///
     /// # Errors
     /// If an exact computation is intractable.
@@ -246,7 +246,7 @@ impl<P: ?Sized> Sampler<P> for FixedSamples {
 }
 
 /// The exact `log Z` and its exact gradient (GumBolt-nW with a factorial prior: `∂log Z/∂h =
-/// σ(h)`, algorithms §2.5; or a small RBM). Recomputed at every `advance`.
+/// σ(h)`, docs/algorithms.md §2.5; or a small RBM). Recomputed at every `advance`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExactPartitionGradient {
     log_z: f64,

@@ -1,5 +1,5 @@
 //! Tests of the GumBolt model: the whole objective's gradient against finite differences, the
-//! τ → 0 limit (algorithms §8 T3), the importance-weighted estimators against exact
+//! τ → 0 limit (docs/algorithms.md §8 T3), the importance-weighted estimators against exact
 //! enumeration, schedules, configuration errors and a smoke run on MNIST.
 
 use gumbolt_core::Mat;

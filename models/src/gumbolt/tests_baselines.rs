@@ -144,7 +144,7 @@ fn check_surrogate(
 
 #[test]
 fn rolfe_two_layer_kl_gradient_is_that_of_its_surrogate() {
-    // dVAE with two layers (algorithms §3): the gradient is that of
+    // dVAE with two layers (docs/algorithms.md §3): the gradient is that of
     // recon + β·Σ sg(u)·q̄ + β·[E_θ(A) + E_θ(B) − E_θ(C)] (points detached) + β·S_Z + R_wd,
     // with u = l − h − [Wq2 ⊙ (1 − z1)/(1 − q̄1), Wᵀz1] at the base parameters. u is computed
     // here from the RBM's a, b, W directly.
@@ -233,7 +233,7 @@ fn rolfe_two_layer_kl_gradient_is_that_of_its_surrogate() {
 
 #[test]
 fn reinforce_gradients_are_those_of_their_surrogates() {
-    // REINFORCE at binary z (algorithms §6). With f = log w and s = ∇ log q(z|x):
+    // REINFORCE at binary z (docs/algorithms.md §6). With f = log w and s = ∇ log q(z|x):
     // NVIL (k = 1): loss − (1/B) Σ sg(A)·log q with A = (f − c − C_ψ(x))/max(1, √v), and the
     // baseline network's (1/B) Σ (sg(f) − c − C_ψ(x))²;
     // VIMCO (k > 1): loss − (1/B) Σ_j sg(L̂ − L̂_{−j})·log q(z_j|x).

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::param::ParamMut;
 
-/// Hyper-parameters of [`Adam`]. The defaults are the reference's (algorithms §9):
+/// Hyper-parameters of [`Adam`]. The defaults are the reference's (docs/algorithms.md §9):
 /// β1 = 0.9, β2 = 0.999, ε = 1e-3, weight decay λ = 1e-4.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdamConfig {
@@ -58,7 +58,7 @@ impl AdamConfig {
     }
 }
 
-/// Adam as TF1's `AdamOptimizer` computes it (the reference's optimiser, algorithms §9):
+/// Adam as TF1's `AdamOptimizer` computes it (the reference's optimiser, docs/algorithms.md §9):
 ///
 /// ```text
 /// g  = ∂loss/∂θ + λθ        (λθ only for tensors flagged `decay`)

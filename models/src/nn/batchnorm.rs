@@ -8,7 +8,7 @@ use super::param::{ParamMut, Trainable};
 use super::{Mode, ensure_shape};
 
 /// Hyper-parameters of [`BatchNorm`]; the defaults are the reference's
-/// (`tf.layers.batch_normalization(momentum=0.8, epsilon=1e-2)`, algorithms §9).
+/// (`tf.layers.batch_normalization(momentum=0.8, epsilon=1e-2)`, docs/algorithms.md §9).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BatchNormConfig {
     /// ε added to the variance, default `1e-2`.
@@ -53,10 +53,10 @@ impl BatchNormConfig {
 ///
 /// - [`Mode::Train`]: μ and σ² are the batch mean and the **biased** batch variance (divisor N),
 ///   and the moving averages are updated, `m ← 0.8·m + 0.2·μ`, `v ← 0.8·v + 0.2·σ²`
-///   (algorithms §9).
+///   (docs/algorithms.md §9).
 /// - [`Mode::Inference`]: μ and σ² are the moving averages (initially 0 and 1).
 ///
-/// γ starts at 1 (weight-decayed, algorithms §10.2) and β at 0. The backward pass is exact for
+/// γ starts at 1 (weight-decayed, docs/algorithms.md §10.2) and β at 0. The backward pass is exact for
 /// the mode of the last forward pass; in training mode it includes the coupling of all rows
 /// through the batch statistics:
 /// `dx = γ/√(σ²+ε) · (dy − mean(dy) − x̂ ⊙ mean(dy ⊙ x̂))` per column.

@@ -13,9 +13,9 @@ use super::param::{ParamMut, Trainable};
 /// A dense layer with kernel `W: [in, out]` and bias `b: [out]`, applied to a batch
 /// `X: [N, in]` as `Y = X W + b` (rows = samples).
 ///
-/// Initialisation (algorithms §9): kernel from the variance-scaling truncated normal
+/// Initialisation (docs/algorithms.md §9): kernel from the variance-scaling truncated normal
 /// (`std = √(1.3·2/fan_in)`, [`super::init`]), bias 0. The kernel is weight-decayed, the
-/// bias is not (algorithms §10.2).
+/// bias is not (docs/algorithms.md §10.2).
 ///
 /// Serialisation stores the kernel and bias only; gradients restart at zero.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +138,7 @@ impl Dense {
     /// of row `r` is `[shared[r / k], rest[r]]` (`shared: [B, s]`, `rest: [B·k, in − s]`).
     /// The shared part's product `shared · W[..s]` is computed once per distinct row (into
     /// `tmp`, `[B, out]`) — for the second encoder's `[x − x̄, ζ1]` with k samples that is
-    /// 1/k of the data part's work (algorithms §2.1, §10.10).
+    /// 1/k of the data part's work (docs/algorithms.md §2.1, §10.10).
     ///
     /// # Panics
     /// On inconsistent shapes.
@@ -211,7 +211,7 @@ impl Dense {
 
     /// The gradient for input columns `start .. start + len` only:
     /// `dx ← dy · W[start..start+len, :]ᵀ`, `dx: [N, len]`. Saves the work for input columns
-    /// that need no gradient (e.g. the data part of `[x − x̄, ζ1]`, algorithms §2.1).
+    /// that need no gradient (e.g. the data part of `[x − x̄, ζ1]`, docs/algorithms.md §2.1).
     ///
     /// # Panics
     /// If the column range exceeds the input width or `dy` has the wrong width.

@@ -1,4 +1,4 @@
-//! Weight initialisation (algorithms §9).
+//! Weight initialisation (docs/algorithms.md §9).
 //!
 //! The reference builds its dense layers with `tf.layers.dense(kernel_initializer=
 //! slim.variance_scaling_initializer())`, whose defaults (factor 2, mode `FAN_IN`, not uniform)

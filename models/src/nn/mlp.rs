@@ -1,4 +1,4 @@
-//! The multilayer perceptron of the encoders and decoders (algorithms §9).
+//! The multilayer perceptron of the encoders and decoders (docs/algorithms.md §9).
 
 use gumbolt_core::{CoreError, Mat};
 use nalgebra::{Dyn, Matrix, RawStorage};
@@ -13,7 +13,7 @@ use super::{Mode, ensure_shape};
 
 /// Shape of an [`Mlp`]: `input → hidden[0] → … → hidden[n−1] → output`.
 ///
-/// The reference's structures (algorithms §9, Table 1) are e.g. `784 → [200, 200] → 200` for a
+/// The reference's structures (docs/algorithms.md §9, Table 1) are e.g. `784 → [200, 200] → 200` for a
 /// non-linear encoder layer, `784 → [] → 200` for the linear one and `400 → [200, 200] → 784` for
 /// the two-layer non-linear decoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ enum InputGrad {
     Cols(usize, usize),
 }
 
-/// `[Dense(h) → BatchNorm → tanh] × n_hidden → Dense(out)` (algorithms §9; the reference's
+/// `[Dense(h) → BatchNorm → tanh] × n_hidden → Dense(out)` (docs/algorithms.md §9; the reference's
 /// `FeedForwardNetwork`), batched over rows.
 ///
 /// The forward pass caches everything the backward pass needs in buffers owned by the network;
@@ -246,7 +246,7 @@ impl Mlp {
     }
 
     /// The input buffer reshaped to `[rows, input]`, for callers that assemble the input in
-    /// place (e.g. `[x − x̄, ζ1]`, algorithms §2.1) before [`Mlp::forward_buffered`].
+    /// place (e.g. `[x − x̄, ζ1]`, docs/algorithms.md §2.1) before [`Mlp::forward_buffered`].
     pub fn input_buffer(&mut self, rows: usize) -> &mut Mat {
         self.buf.shared_k = 0;
         ensure_shape(&mut self.buf.input, rows, self.config.input);

@@ -1,4 +1,4 @@
-//! Hand-written batched networks on nalgebra f32 matrices (algorithms §9).
+//! Hand-written batched networks on nalgebra f32 matrices (docs/algorithms.md §9).
 //!
 //! Every matrix is column-major with **rows = samples** (`[N, features]`), the layout of
 //! `gumbolt_core::Mat`. All matrix products go through `gumbolt_core::linalg` (`matmul_nn`,

@@ -5,7 +5,7 @@
 ///
 /// Networks hand these out through [`Trainable`]; a composite model concatenates the lists of
 /// its parts (and can add tensors that live elsewhere, e.g. the RBM parameters of a prior,
-/// split with `split_at_mut` so that only the coupling `W` is decayed, algorithms §1). The
+/// split with `split_at_mut` so that only the coupling `W` is decayed, docs/algorithms.md §1). The
 /// optimiser identifies tensors by their **position** in the list, so a model must always list
 /// them in the same order.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub struct ParamMut<'a> {
     /// `∂loss/∂θ`, same length as `value`.
     pub grad: &'a mut [f32],
     /// Whether the `½·λ‖θ‖²` weight-decay term applies (dense kernels and BN γ in the
-    /// reference, algorithms §9–§10; never biases, BN β or the RBM fields).
+    /// reference, docs/algorithms.md §9–§10; never biases, BN β or the RBM fields).
     pub decay: bool,
 }
 

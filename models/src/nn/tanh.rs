@@ -3,7 +3,7 @@
 use gumbolt_core::Mat;
 use gumbolt_core::numerics::tanh_inplace;
 
-/// `y = tanh(x)` elementwise (the hidden non-linearity of every network, algorithms §9), with
+/// `y = tanh(x)` elementwise (the hidden non-linearity of every network, docs/algorithms.md §9), with
 /// backward `dx = dy ⊙ (1 − y²)`. Stateless: the backward pass needs only the output `y`.
 ///
 /// The forward pass uses core's vectorised `tanh_inplace` (polynomial `exp`, absolute error

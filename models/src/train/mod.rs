@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`Trainer`], [`RbmTrainer`], [`NwTrainer`] | owns the model, the training images, the minibatch order and every RNG; [`Trainer::run`] trains up to an iteration, monitoring and checkpointing on the way |
 //! | [`TrainerConfig`], [`MonitorConfig`], [`Interval`] | batch size, seeds, monitoring of F_k / L_k (GB Fig. 2b), checkpoint cadence |
-//! | [`TrainImages`] | statically binarised images (MNIST) or grey levels re-binarised per minibatch (OMNIGLOT, algorithms §10.11) |
+//! | [`TrainImages`] | statically binarised images (MNIST) or grey levels re-binarised per minibatch (OMNIGLOT, docs/algorithms.md §10.11) |
 //! | [`TrainEvent`], [`StepReport`], [`MetricsRecord`], [`CheckpointReport`], [`RunSummary`] | what the caller observes (progress bars, JSON-lines metrics) |
 //! | [`TrainError`] | non-finite loss/parameters (naming the tensor and iteration), model and checkpoint errors |
 //! | [`load_model`], [`read_meta`], [`CheckpointMeta`] | a trained model (or a checkpoint's metadata) from a checkpoint file |
@@ -209,7 +209,7 @@ pub enum TrainImages {
     Binary(Dataset),
     /// Grey levels in [0, 1], binarised afresh for every minibatch by
     /// [`Dataset::gather_binarized_into`] with the trainer's binarisation stream (OMNIGLOT's
-    /// protocol, algorithms §10.11).
+    /// protocol, docs/algorithms.md §10.11).
     Grey(Dataset),
 }
 

@@ -1,4 +1,4 @@
-//! Annealed importance sampling (Neal 2001; Salakhutdinov & Murray 2008; algorithms §7.4).
+//! Annealed importance sampling (Neal 2001; Salakhutdinov & Murray 2008; docs/algorithms.md §7.4).
 //!
 //! **Base model A.** `W = 0`, z1 biases `a_A`, z2 biases 0, so
 //! `log Z_A = Σ_i softplus(a_A,i) + n2·log 2`.
@@ -133,7 +133,7 @@ pub enum AisBase {
     /// `a_A = h1 = logits(One | 0)` (the RBM's own `a`).
     PriorField,
     /// Base rates: `a_A = logit(clip(mean z1, 1e-3, 1 − 1e-3))` over a short block-Gibbs run
-    /// at β = 1 (algorithms §7.4, recommendation).
+    /// at β = 1 (docs/algorithms.md §7.4, recommendation).
     GibbsMarginals {
         /// Chains of the run (≥ 1).
         chains: usize,

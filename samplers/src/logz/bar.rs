@@ -1,5 +1,5 @@
 //! Bennett's acceptance ratio (Bennett 1976; Meng & Wong 1996; Shirts & Chodera 2008) for one
-//! pair of distributions (algorithms §7.5).
+//! pair of distributions (docs/algorithms.md §7.5).
 
 use gumbolt_core::numerics::{log_mean_exp, sigmoid};
 

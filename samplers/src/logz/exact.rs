@@ -1,4 +1,4 @@
-//! Exact `log Z` for priors that implement [`ExactPartition`] (algorithms §7.3).
+//! Exact `log Z` for priors that implement [`ExactPartition`] (docs/algorithms.md §7.3).
 
 use crate::error::SamplerError;
 use gumbolt_core::prior::ExactPartition;

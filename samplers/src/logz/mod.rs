@@ -3,7 +3,7 @@
 //!
 //! | estimator | method | needs |
 //! |---|---|---|
-//! | [`ExactLogZ`] | enumeration of the smaller side (algorithms §7.3) | [`ExactPartition`](gumbolt_core::ExactPartition) |
+//! | [`ExactLogZ`] | enumeration of the smaller side (docs/algorithms.md §7.3) | [`ExactPartition`](gumbolt_core::ExactPartition) |
 //! | [`Ais`] | annealed importance sampling with z2 summed out (§7.4) | [`BlockConditionals`](gumbolt_core::BlockConditionals) |
 //! | [`PtBar`] | parallel tempering + bridge sampling (BAR), the paper's method (GB §5.1; §7.5) | [`BlockConditionals`](gumbolt_core::BlockConditionals) |
 //!

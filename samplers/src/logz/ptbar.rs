@@ -1,5 +1,5 @@
 //! Parallel tempering with bridge sampling (GB §5.1; Desjardins et al. 2010; Bennett 1976;
-//! Shirts & Chodera 2008; algorithms §7.5).
+//! Shirts & Chodera 2008; docs/algorithms.md §7.5).
 //!
 //! `runs` independent PT ensembles on a shared ladder `0 = β_0 < … < β_R = 1` (tuned
 //! automatically for swap rates ≈ 0.5 unless given) are batched into block-Gibbs states (one

@@ -1,5 +1,5 @@
 //! The baselines' training objectives on the GumBolt networks: dVAE and dVAE++ (smoothed ELBO,
-//! algorithms §3–§4) and REINFORCE with NVIL / VIMCO variance reduction (algorithms §6).
+//! docs/algorithms.md §3–§4) and REINFORCE with NVIL / VIMCO variance reduction (docs/algorithms.md §6).
 //!
 //! They share the forward pass of [`GumBolt`] (encoders, decoder, prior); only the samples fed
 //! to the decoder and the backward pass differ. Evaluation is the same for every objective:
@@ -15,11 +15,11 @@ use crate::gumbolt::kernels::sum_row_groups;
 use crate::gumbolt::prior::{PartitionGradient, TrainablePrior};
 use crate::nn::{Mlp, Mode, Trainable, ensure_shape};
 
-/// Hidden units of NVIL's input-dependent baseline network `C_ψ(x)` (algorithms §6: one tanh
+/// Hidden units of NVIL's input-dependent baseline network `C_ψ(x)` (docs/algorithms.md §6: one tanh
 /// hidden layer of 100 units).
 pub const NVIL_HIDDEN_UNITS: usize = 100;
 
-/// NVIL's variance reduction for k = 1 (Mnih & Gregor 2014; algorithms §6): the baseline
+/// NVIL's variance reduction for k = 1 (Mnih & Gregor 2014; docs/algorithms.md §6): the baseline
 /// network `C_ψ(x)` on the centred image, and the running mean `c` and variance `v` of
 /// `ℓ − C_ψ(x)` (decay 0.8).
 #[derive(Debug, Clone)]
@@ -102,24 +102,24 @@ fn sigmoid_into(x: &Mat, out: &mut Mat) {
     }
 }
 
-/// The clip of Rolfe's KL estimator: logits to ±88 (algorithms §3, §10.8).
+/// The clip of Rolfe's KL estimator: logits to ±88 (docs/algorithms.md §3, §10.8).
 const LOGIT_CLIP: f32 = 88.0;
 /// `q̄ = min(q, 0.999)` of Rolfe's KL estimator.
 const Q_CLIP: f32 = 0.999;
 
 impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// Backward pass of the smoothed negative ELBO `(1/N) Σ_r [−log p(x|ζ_r) + β KL_r]`
-    /// (dVAE, dVAE++; no importance weighting, the k samples are averaged — algorithms §3, §4,
+    /// (dVAE, dVAE++; no importance weighting, the k samples are averaged — docs/algorithms.md §3, §4,
     /// §10.10), after a forward pass with smoothed ζ. Writes every gradient and returns the
     /// means of the KL terms.
     ///
     /// With `q = σ(l)` and `E(s1, s2) = −aᵀs1 − bᵀs2 − s1ᵀWs2`, the KL with its `log Z`
     /// surrogate `S_Z` is, per row,
     /// - L = 1 (closed form, exact for a factorial posterior): `E(q) + S_Z − H(q)`;
-    /// - L = 2, dVAE++ (algorithms §4): `−aᵀμ1 − bᵀμ2 − ν1ᵀWμ2 + S_Z − H(μ1) − H(μ2)` with
+    /// - L = 2, dVAE++ (docs/algorithms.md §4): `−aᵀμ1 − bᵀμ2 − ν1ᵀWμ2 + S_Z − H(μ1) − H(μ2)` with
     ///   `μ = σ(l)`, `ν1 = σ(l1 + β(2ζ1 − 1)) = q(z1 = 1|ζ1, x)`; gradients flow through ζ1
     ///   into ν1 and into μ2 (layer 2 sees ζ1);
-    /// - L = 2, dVAE (Rolfe's estimator, algorithms §3): value `−aᵀq1 − bᵀq2 − z1ᵀWq2 + S_Z −
+    /// - L = 2, dVAE (Rolfe's estimator, docs/algorithms.md §3): value `−aᵀq1 − bᵀq2 − z1ᵀWq2 + S_Z −
     ///   H(q1) − H(q2)` with `z1 = 1[ζ1 > 0]`; gradient `Σ_i u_i ∇q̄_i` with
     ///   `u = sg(l − h − [Wq2 ⊙ (1 − z1)/(1 − q̄1), Wᵀz1])`, `q̄ = min(q, 0.999)`, logits
     ///   clipped to ±88 — the first block is REINFORCE without a baseline (GB App. B).
@@ -334,7 +334,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         }
     }
 
-    /// Backward pass of REINFORCE on the discrete objective (algorithms §6), after a forward
+    /// Backward pass of REINFORCE on the discrete objective (docs/algorithms.md §6), after a forward
     /// pass with binary z in training mode and [`GumBolt::group_objectives`] (which fills the
     /// normalised weights w̃). With `f = log w = log p(x|z) + β(−E(z) − log q(z|x))` and the
     /// score `s = z − σ(l)` of every layer (layer 2 at fixed binary z1):
