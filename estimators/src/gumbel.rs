@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EstimatorError, Result};
 
-/// Uniform noise is clamped to `[NOISE_CLAMP, 1 − NOISE_CLAMP]` before `logit` (algorithms
-/// §2.1 \[REC\]; the reference of \[REF##\] clamps Concrete noise to `[1e-5, 1 − 1e-5]`).
+/// Uniform noise is clamped to `[NOISE_CLAMP, 1 − NOISE_CLAMP]` before `logit`
+/// (docs/algorithms.md §2.1; the reference implementation clamps Concrete noise to
+/// `[1e-5, 1 − 1e-5]`).
 pub const NOISE_CLAMP: f32 = 1e-6;
 
 /// `logit ρ = log ρ − log(1 − ρ)` of the clamped noise (GB Eq. 2's σ⁻¹(ρ)), in f32.
@@ -173,7 +174,7 @@ impl GradientEstimator for GumbelRelaxation {
 ///
 /// `P(z = 1) = P(logit ρ > −l) = σ(l)`, the Bernoulli posterior. This is the same
 /// distribution as the reference's `1[ρ < σ(l)]` but not the same event for a given ρ; use this
-/// form wherever a result is compared with a relaxed sample built from the same ρ (algorithms
+/// form wherever a result is compared with a relaxed sample built from the same ρ (docs/algorithms.md
 /// §8 T3).
 ///
 /// Its pathwise gradient is zero almost everywhere, so [`GradientEstimator::logits_grad_into`]

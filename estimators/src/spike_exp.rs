@@ -83,7 +83,7 @@ pub(crate) fn pathwise_grad(
     }
 }
 
-/// Spike-and-exponential smoothing with inverse temperature β (dVAE, Rolfe 2016; algorithms
+/// Spike-and-exponential smoothing with inverse temperature β (dVAE, Rolfe 2016; docs/algorithms.md
 /// §3): `r(ζ|z=0) = δ(ζ)`, `r(ζ|z=1) = β e^{βζ}/(e^β − 1)` on `[0, 1]`.
 ///
 /// With `q = clip(σ(l), 1e-7, 1 − 1e-7)` and `ρ ~ U(0, 1)` the inverse CDF of the mixture

@@ -318,7 +318,7 @@ struct Workspace {
 ///
 /// The training objective with k importance samples (rows of one image consecutive) is
 /// `F_k = logsumexp_i(log w_i) − log k − β log Z` with
-/// `log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x))` (GB Eq. 9 with KL annealing β, algorithms
+/// `log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x))` (GB Eq. 9 with KL annealing β, docs/algorithms.md
 /// §2.1, §2.3), `log q̌(ζ|x) = Σ[ζ l − softplus(l)]`. Its gradient is computed by hand
 /// (docs/algorithms.md §2.2; see [`GumBolt::loss_and_grad`]).
 ///
@@ -863,7 +863,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         self.combination = combination;
     }
 
-    /// One evaluation of the training loss at fixed noise and its full gradient (algorithms
+    /// One evaluation of the training loss at fixed noise and its full gradient (docs/algorithms.md
     /// §2.2), with batch norm in training mode:
     ///
     /// 1. the negative phase is prepared with the current θ ([`PartitionGradient::advance`]:

@@ -153,7 +153,7 @@ pub trait PartitionGradient<P: ?Sized>: Send + 'static {
     fn advance(&mut self, prior: &P) -> Result<()>;
 
     /// The value of the surrogate at the current θ: `S_Z = (1/C) Σ_c −E_θ(z_c)` over detached
-    /// samples (whose value is *not* `log Z`; "don't trust its value", \[REF\]) or the exact
+    /// samples (whose value is *not* `log Z`; the reference implementation's comment: "don't trust its value") or the exact
     /// `log Z`.
     fn surrogate_value(&self, prior: &P) -> f64;
 
