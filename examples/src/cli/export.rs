@@ -186,7 +186,7 @@ impl ExportPrior for SparseBm {
     fn kind_name(&self) -> &'static str {
         "graph"
     }
-    /// `prior.h` [n], `prior.edges` [m, 2] (0-based unit indices, i < j) and `prior.w` [m]:
+    /// `prior.h` `[n]`, `prior.edges` `[m, 2]` (0-based unit indices, i < j) and `prior.w` `[m]`:
     /// `−E(z) = Σ_i h_i z_i + Σ_e w_e z_i z_j`.
     fn export_tensors(&self, t: &mut Tensors) {
         t.f32("prior.h", &[self.num_units()], self.h());

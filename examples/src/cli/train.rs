@@ -252,13 +252,15 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_enum, help_heading = "Model")]
     pub(crate) model: Option<ModelArg>,
 
-    /// The prior: rbm, bernoulli (GumBolt-nW), or a Boltzmann machine on a graph:
-    /// chimera[:M,N,T] (default 5,5,4), pegasus[:M] (default 4), zephyr[:M,T] (default 2,5),
-    /// graph:FILE.json (the edges of a {"h": [...], "edges": [[i, j, w], ...]} file; training
-    /// starts from zero parameters). The graph's nodes are the latent units, split evenly over
-    /// the stochastic layers in node order [default: rbm].
+    // The help text is an attribute, not a doc comment: rustdoc would read its brackets as links.
     #[arg(long, value_name = "PRIOR", value_parser = super::prior_arg::parse_prior,
-          help_heading = "Model")]
+          help_heading = "Model",
+          help = "The prior: rbm, bernoulli (GumBolt-nW), or a Boltzmann machine on a graph: \
+                  chimera[:M,N,T] (default 5,5,4), pegasus[:M] (default 4), zephyr[:M,T] \
+                  (default 2,5), graph:FILE.json (the edges of a {\"h\": [...], \"edges\": \
+                  [[i, j, w], ...]} file; training starts from zero parameters). The graph's \
+                  nodes are the latent units, split evenly over the stochastic layers in node \
+                  order [default: rbm]")]
     pub(crate) prior: Option<super::prior_arg::PriorArg>,
 
     /// Importance samples k of the training objective [default: 1].
