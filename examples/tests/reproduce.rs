@@ -453,3 +453,57 @@ fn an_interrupted_job_continues_from_its_checkpoint() {
     assert_eq!(ra["test_nll"], rb["test_nll"]);
     assert_eq!(ra["log_z"], rb["log_z"]);
 }
+
+#[test]
+fn one_column_with_a_graph_prior() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("t1");
+    // GumBolt k = 1 alone (--models gumbolt --k 1) on `~` with a Chimera C(2,2,4) prior.
+    let args = [
+        "--table",
+        "1",
+        "--structures",
+        "nonlinear",
+        "--models",
+        "gumbolt",
+        "--k",
+        "1",
+        "--prior",
+        "chimera:2,2,4",
+        "--limit",
+        "50",
+        "--quiet",
+    ];
+    ok(reproduce(&out, &args), "reproduce --prior chimera");
+    assert_eq!(
+        cell_files(&out),
+        names(&["nonlinear-gumbolt-k1-seed0.json"])
+    );
+    let cell = json(&out.join("cells/nonlinear-gumbolt-k1-seed0.json"));
+    let text = cell.to_string();
+    assert!(text.contains("--prior chimera:2,2,4"), "{text}");
+    let config = json(&out.join("runs/nonlinear-gumbolt-k1/seed0/config.json")).to_string();
+    assert!(config.contains("chimera"), "{config}");
+    // The same OUT with the RBM is another setting: refused.
+    let again = reproduce(&out, &args[..8]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("other settings"),
+        "{}",
+        stderr(&again)
+    );
+    // bernoulli is the GumBolt-nW column's prior, not a replacement of the RBM.
+    let bad = reproduce(
+        &tmp.path().join("b"),
+        &["--table", "1", "--prior", "bernoulli"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--prior"), "{}", stderr(&bad));
+    // --k must name a column of the selected models.
+    let bad = reproduce(
+        &tmp.path().join("c"),
+        &["--table", "1", "--models", "dvae", "--k", "5"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--k"), "{}", stderr(&bad));
+}

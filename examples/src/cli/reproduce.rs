@@ -253,6 +253,14 @@ pub(crate) struct ReproduceArgs {
     #[arg(long = "k", value_name = "K,..", value_delimiter = ',', value_parser = int_at_least::<1>)]
     ks: Vec<usize>,
 
+    // The help text is an attribute, not a doc comment: rustdoc would read its brackets as links.
+    #[arg(long, value_name = "PRIOR", value_parser = super::prior_arg::parse_prior,
+          help = "The prior of the models with couplings (GumBolt, dVAE, dVAE++) instead of the \
+                  RBM: chimera[:M,N,T], pegasus[:M], zephyr[:M,T] or graph:FILE.json, as for \
+                  `gumbolt train --prior` (recorded in the results; GumBolt-nW keeps its \
+                  factorial prior)")]
+    prior: Option<super::prior_arg::PriorArg>,
+
     /// Training iterations instead of the budget's (recorded in the results).
     #[arg(long, value_name = "T", value_parser = parse_iters)]
     iters: Option<u64>,
@@ -728,6 +736,13 @@ pub(crate) fn run(args: ReproduceArgs) -> Result<()> {
 fn selected_cells(args: &ReproduceArgs) -> Result<Vec<Cell>> {
     let table = args.table;
     let n = table.number();
+    if args.prior == Some(super::prior_arg::PriorArg::Bernoulli) {
+        return Err(usage_error(
+            SUB,
+            "invalid value for --prior: bernoulli is the GumBolt-nW column's prior (Table 2, \
+             --models gumbolt-nw); --prior replaces the RBM of the models with couplings",
+        ));
+    }
     for &s in &args.structures {
         if !table.rows().contains(&s) {
             return Err(usage_error(
@@ -810,6 +825,13 @@ fn settings_of(args: &ReproduceArgs, source: &Source) -> Settings {
     let limit = args.limit.or(b.limit);
     if limit != b.limit {
         overrides.push(format!("--limit {}", limit.unwrap_or_default()));
+    }
+    if let Some(p) = args
+        .prior
+        .as_ref()
+        .filter(|p| **p != super::prior_arg::PriorArg::Rbm)
+    {
+        overrides.push(format!("--prior {}", p.label()));
     }
     Settings {
         budget: args.budget.name().into(),
@@ -1090,6 +1112,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         if col.model.kind() == rundir::Kind::Rbm {
             t.pcd_steps = Some(s.pcd_steps);
             t.pcd_chains = Some(s.pcd_chains);
+            t.prior = ctx.args.prior.clone();
         }
         t.monitor_records = Some(s.monitor_records);
         // Long runs checkpoint every 1 % (a stopped job loses at most that much work).
