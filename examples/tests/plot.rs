@@ -92,7 +92,9 @@ fn schedule_marks_are_dashed_vertical_lines_inside_the_range() {
     let series = [Series::new("F_tr", nll_curve(200, 0.0))];
     let plain = dir.path().join("plain.png");
     plot::learning_curves(&series, "no marks", "nats", &plain).unwrap();
-    assert_eq!(count(&assert_chart(&plain), MARK_GREY), 0);
+    // Text antialiasing may hit the marks' grey in a few pixels.
+    let n0 = count(&assert_chart(&plain), MARK_GREY);
+    assert!(n0 < 20, "{n0} grey pixels without marks");
 
     // The curve spans iterations 0..199 000: two marks inside, one outside (left out).
     let marks = |xs: &[f64]| -> Vec<Mark> {
@@ -105,37 +107,37 @@ fn schedule_marks_are_dashed_vertical_lines_inside_the_range() {
     };
     let one = dir.path().join("one.png");
     let two = dir.path().join("two.png");
-    plot::learning_curves_with_marks(&series, &marks(&[60_000.0]), "1", "nats", &one).unwrap();
+    plot::learning_curves_with_marks(&series, &marks(&[60_000.0]), "one mark", "nats", &one)
+        .unwrap();
     plot::learning_curves_with_marks(
         &series,
         &marks(&[60_000.0, 150_000.0, 5e6]),
-        "2",
+        "two marks in range",
         "nats",
         &two,
     )
     .unwrap();
-    let (n1, n2) = (
-        count(&assert_chart(&one), MARK_GREY),
-        count(&assert_chart(&two), MARK_GREY),
-    );
-    // A dashed line over the plot's height: 6 of every 10 pixels drawn.
-    assert!(n1 > 150, "one mark: {n1} grey pixels");
-    let ratio = n2 as f64 / n1 as f64;
+    // Dashed vertical lines: columns holding many pixels of the marks' grey.
+    let line_columns = |path: &Path| -> Vec<u32> {
+        let img = assert_chart(path);
+        (0..img.width())
+            .filter(|&x| {
+                (0..img.height())
+                    .filter(|&y| *img.get_pixel(x, y) == MARK_GREY)
+                    .count()
+                    > 100
+            })
+            .collect()
+    };
+    let (c1, c2) = (line_columns(&one), line_columns(&two));
+    assert!(!c1.is_empty() && c1.len() <= 2, "one mark: columns {c1:?}");
+    // The second in-range mark adds its own column(s); the out-of-range one adds none.
     assert!(
-        (1.8..2.2).contains(&ratio),
-        "two marks: {n2} vs {n1} grey pixels"
+        c2.len() > c1.len() && c2.len() <= 4,
+        "two marks: columns {c2:?}"
     );
-    // Vertical: the grey pixels of one mark sit in one or two columns.
-    let img = open_rgb(&one);
-    let mut columns: Vec<u32> = img
-        .enumerate_pixels()
-        .filter(|&(_, _, p)| *p == MARK_GREY)
-        .map(|(x, _, _)| x)
-        .collect();
-    columns.dedup();
-    columns.sort_unstable();
-    columns.dedup();
-    assert!(columns.len() <= 2, "grey columns {columns:?}");
+    assert!(c1.iter().all(|x| c2.contains(x)));
+    assert!(line_columns(&plain).is_empty());
 }
 
 #[test]
