@@ -12,6 +12,21 @@ fn copied_binary(dir: &Path) -> std::path::PathBuf {
     bin
 }
 
+/// Runs `cmd`, retrying while the kernel reports the fresh copy as busy: another test thread
+/// may fork while this one still holds the copy open for writing (ETXTBSY until its child
+/// execs).
+fn output(cmd: &mut Command) -> std::process::Output {
+    for _ in 0..50 {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("{cmd:?}: the executable stayed busy")
+}
+
 /// The smallest command that loads the bundled MNIST: a one-iteration bench.
 const BENCH: [&str; 9] = [
     "bench",
@@ -29,13 +44,12 @@ const BENCH: [&str; 9] = [
 fn a_copied_binary_says_where_it_looked_for_the_data() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = copied_binary(tmp.path());
-    let out = Command::new(&bin)
-        .args(BENCH)
+    let mut cmd = Command::new(&bin);
+    cmd.args(BENCH)
         .args(["--pcd-steps", "1"])
         .current_dir(tmp.path())
-        .env_remove("GUMBOLT_DATA_DIR")
-        .output()
-        .unwrap();
+        .env_remove("GUMBOLT_DATA_DIR");
+    let out = output(&mut cmd);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -61,7 +75,7 @@ fn a_copied_binary_finds_data_beside_it_or_through_the_environment() {
         if let Some(e) = env {
             cmd.env("GUMBOLT_DATA_DIR", e);
         }
-        cmd.output().unwrap()
+        output(&mut cmd)
     };
     // Through the environment variable.
     let out = run(tmp.path(), Some(&repo_data));
