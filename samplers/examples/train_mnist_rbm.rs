@@ -21,7 +21,12 @@ use std::io::{BufRead, BufReader};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).cloned().unwrap_or_else(|| {
-        "/work/shared/data/binarized_mnist/binarized_mnist_train.amat.gz".into()
+        // The checkout's bundled copy (this example runs from the repository).
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/binarized_mnist/binarized_mnist_train.amat.gz"
+        )
+        .into()
     });
     let out = args
         .get(2)
