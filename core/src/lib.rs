@@ -13,6 +13,7 @@
 //!   sigmoid/exp kernels.
 //! - [`linalg`]: GEMM helpers that always reach `matrixmultiply` (never nalgebra's slow
 //!   transposed products).
+//! - [`peak`]: the measured f32 FMA peak of a core (the yardstick of achieved GFLOP/s).
 //! - [`fpmode`]: flush-to-zero of subnormal floats on every computing thread.
 //! - [`rng`]: reproducible, non-overlapping RNG streams (one per chain or replica).
 //! - [`exact`]: exact `log Z` and marginals of any prior by enumeration (tests, small models).
@@ -25,6 +26,7 @@ pub mod exact;
 pub mod fpmode;
 pub mod linalg;
 pub mod numerics;
+pub mod peak;
 pub mod posterior;
 pub mod prior;
 pub mod rng;

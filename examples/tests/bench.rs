@@ -36,7 +36,11 @@ fn bench_json_phases_fit_in_the_total() {
     assert_eq!(v["iters"], 3);
     assert_eq!(v["matmul_threads"], "1");
     assert_eq!(v["threads"], 1);
-    assert_eq!(v["peak_gflops_single_core_f32"].as_f64(), Some(245.0));
+    // The peak is measured on this core; the achieved rate cannot exceed it.
+    let peak = v["peak_gflops_single_core_f32"].as_f64().unwrap();
+    assert_eq!(v["peak_gflops_threads_f32"].as_f64(), Some(peak));
+    let fraction = v["fraction_of_peak"].as_f64().unwrap();
+    assert!(fraction > 0.0 && fraction < 1.0, "{fraction} of {peak}");
     let median = v["sec_per_iter"].as_f64().unwrap();
     let mean = v["sec_per_iter_mean"].as_f64().unwrap();
     assert!(median > 0.0 && mean > 0.0);

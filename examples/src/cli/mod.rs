@@ -122,8 +122,9 @@ enum Command {
     /// Runs --warmup untimed then --iters timed training steps (RBM prior, PCD, batch 100) and
     /// prints `sec_per_iter` (median), `sec_per_iter_mean`, the mean seconds per iteration of
     /// each phase (negative phase, encoder and decoder forward + backward, prior terms,
-    /// optimiser, other) and the achieved GFLOP/s per phase and overall, against the ~245
-    /// GFLOP/s single-core f32 peak. FLOP counts: PCD 2·2·C·S·n1·n2 per iteration; a dense
+    /// optimiser, other) and the achieved GFLOP/s per phase and overall, against this CPU's
+    /// f32 peak, measured first (0.1 s of independent FMA chains on the kernels' widest SIMD
+    /// path, times the threads). FLOP counts: PCD 2·2·C·S·n1·n2 per iteration; a dense
     /// layer 2·rows·in·out forward and twice that backward; prior terms 8·B·k·n1·n2 (also in
     /// the JSON's `flop_formulas`). --threads T runs each step on T threads as `gumbolt train`
     /// does (default: all cores); the phase times are those of the thread that runs the
