@@ -358,12 +358,11 @@ impl SmoothedElbo {
         ensure_shape(&mut ws.dzeta, dz.nrows(), dz.ncols());
         ws.dzeta.copy_from(dz);
         smoothing.estimator().logits_grad_into(
-            EstimatorGrad {
+            PathwiseGrad {
                 logits: &ws.logits,
                 noise,
                 sample: &ws.zeta,
-                grad_sample: Some(&ws.dzeta),
-                learning_signal: None,
+                grad_sample: &ws.dzeta,
             },
             &mut ws.dl,
         );
