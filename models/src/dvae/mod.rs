@@ -19,7 +19,7 @@
 use gumbolt_core::numerics::{sigmoid, softplus};
 use gumbolt_core::prior::{EnergyGradient, EnergyParamGradient, Parametric, Prior};
 use gumbolt_core::rng::root_rng;
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+use gumbolt_core::{Mat, PathwiseEstimator, PathwiseGrad};
 use gumbolt_estimators::{OverlappingExp, SpikeAndExp};
 use gumbolt_priors::Rbm;
 
@@ -53,7 +53,7 @@ impl Smoothing {
         Ok(Self::OverlapExp(OverlappingExp::new(beta)?))
     }
 
-    pub(crate) fn estimator(&self) -> &dyn GradientEstimator {
+    pub(crate) fn estimator(&self) -> &dyn PathwiseEstimator {
         match self {
             Smoothing::SpikeExp(e) => e,
             Smoothing::OverlapExp(e) => e,

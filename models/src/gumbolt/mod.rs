@@ -9,6 +9,7 @@
 //! | [`TrainConfig`], [`LrSchedule`] | T, learning-rate decay, KL annealing, Adam | GB §5.1, docs/algorithms.md §2.3 |
 //! | [`TrainablePrior`], [`PartitionGradient`] | what the model needs of a prior and of its `∇ log Z` | GB Eq. 6 |
 //! | [`Noise`] | the uniform ρ of GB Eq. 2, explicit so losses can be made deterministic | |
+//! | [`TrainingObjective`], [`Objective`] | the training objective (samples, combination of the k samples, backward pass) and its identifier; [`IwRelaxed`], [`Smoothed`], [`ReinforceObjective`] in [`objective`] | GB Eq. 9, docs/algorithms.md §3, §4, §6 |
 //! | [`SampleCombination`], [`ImportanceWeighted`] | how the k relaxed samples of an image make its objective (a plug-in point for new relaxed objectives) | GB Eq. 9 |
 //!
 //! ```no_run
@@ -29,14 +30,20 @@ pub mod config;
 pub mod error;
 pub(crate) mod kernels;
 pub mod model;
+pub mod objective;
 pub mod prior;
 
 pub use combination::{ImportanceWeighted, SampleCombination};
-pub use config::{GumBoltConfig, LrSchedule, Objective, PriorGraph, Structure, TrainConfig};
+pub use config::{GumBoltConfig, LrSchedule, PriorGraph, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{
-    GumBolt, GumBoltGraph, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, NVIL_HIDDEN_UNITS, Noise,
-    Nvil, Objectives, PhaseTimes, StepStats,
+    GumBolt, GumBoltGraph, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives,
+    PhaseTimes, StepStats,
+};
+pub use objective::{
+    DvaeKind, DvaePpKind, IwRelaxed, NVIL_HIDDEN_UNITS, Nvil, Objective, ObjectiveError,
+    ObjectiveKind, ObjectiveTerms, PriorGradients, ReinforceObjective, Smoothed,
+    TrainingObjective, TrainingPass,
 };
 pub use prior::{
     ExactPartitionGradient, FixedSamples, ParamGroup, PartitionGradient, SampledPartition,

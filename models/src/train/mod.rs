@@ -303,9 +303,10 @@ pub struct CheckpointMeta {
     pub data: DataInfo,
     /// `gumbolt-models <version>`.
     pub writer: String,
-    /// NVIL's running statistics (REINFORCE with k = 1).
+    /// The training objective's own state ([`crate::gumbolt::TrainingObjective::state`]): NVIL's
+    /// running statistics for REINFORCE with k = 1 (hence the name), absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nvil: Option<gumbolt_estimators::NvilBaseline>,
+    pub nvil: Option<serde_json::Value>,
 }
 
 /// Reports one training step (for progress bars).
@@ -915,7 +916,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             last_monitor: self.last_monitor,
             data: self.data_info.clone(),
             writer: format!("gumbolt-models {}", env!("CARGO_PKG_VERSION")),
-            nvil: self.model.nvil().map(|n| *n.stats()),
+            nvil: self.model.objective().state(),
         };
         Ok(checkpoint::write_atomic(path, &meta, &tensors)?)
     }

@@ -488,7 +488,8 @@ pub fn model_kind<P: GumBoltPrior, G: CheckpointPartition<P>>() -> String {
 }
 
 /// Names of the trainable tensors of `model`, in the order of [`Trainable::collect_params`]:
-/// `encoder{i}.{j}.{kernel|bias|gamma|beta}`, `decoder.{j}.…`, `prior.{group}`.
+/// `encoder{i}.{j}.{kernel|bias|gamma|beta}`, `decoder.{j}.…`, `prior.{group}`, then the
+/// training objective's networks (`nvil.{j}.…` for NVIL).
 pub fn tensor_names<P: GumBoltPrior, G: PartitionGradient<P>>(
     model: &mut GumBolt<P, G>,
 ) -> Vec<String> {
@@ -505,8 +506,8 @@ pub fn tensor_names<P: GumBoltPrior, G: PartitionGradient<P>>(
     for g in model.prior().param_groups() {
         names.push(format!("prior.{}", g.name));
     }
-    if let Some(nv) = model.nvil_mut() {
-        mlp_names("nvil".into(), &mut nv.net, &mut names);
+    for (name, net) in model.objective_mut().networks_mut() {
+        mlp_names(name.into(), net, &mut names);
     }
     names
 }
@@ -525,8 +526,8 @@ fn for_each_batch_norm<P: GumBoltPrior, G: PartitionGradient<P>>(
         visit(format!("encoder{i}"), e);
     }
     visit("decoder".into(), model.decoder_mut());
-    if let Some(nv) = model.nvil_mut() {
-        visit("nvil".into(), &mut nv.net);
+    for (name, net) in model.objective_mut().networks_mut() {
+        visit(name.into(), net);
     }
 }
 
@@ -665,9 +666,10 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
         )));
     }
     model.set_noise_rng(noise_rng);
-    if let Some(nv) = model.nvil_mut() {
-        nv.stats = meta.nvil.unwrap_or_default();
-    }
+    model
+        .objective_mut()
+        .restore_state(meta.nvil.as_ref())
+        .map_err(|e| wrong(format!("training objective's state: {e}")))?;
     if let Some(t) = raw.take_optional("pcd.chains") {
         let shape = t.shape.clone();
         let values = match t.data {
