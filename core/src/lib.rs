@@ -32,7 +32,8 @@ pub mod sampler;
 
 pub use error::{CoreError, Result};
 pub use posterior::{
-    GradientEstimator, PathwiseEstimator, PathwiseGrad, Posterior, ScoreFunctionEstimator, ScoreGrad,
+    GradientEstimator, PathwiseEstimator, PathwiseGrad, Posterior, ScoreFunctionEstimator,
+    ScoreGrad,
 };
 pub use prior::{
     Block, BlockConditionals, ColourConditionals, EnergyGradient, EnergyParamGradient,

@@ -42,8 +42,8 @@ pub use model::{
 };
 pub use objective::{
     DvaeKind, DvaePpKind, IwRelaxed, NVIL_HIDDEN_UNITS, Nvil, Objective, ObjectiveError,
-    ObjectiveKind, ObjectiveTerms, PriorGradients, ReinforceObjective, Smoothed,
-    TrainingObjective, TrainingPass,
+    ObjectiveKind, ObjectiveTerms, PriorGradients, ReinforceObjective, Smoothed, TrainingObjective,
+    TrainingPass,
 };
 pub use prior::{
     ExactPartitionGradient, FixedSamples, ParamGroup, PartitionGradient, SampledPartition,

@@ -527,7 +527,6 @@ impl<P: TrainablePrior, Q: Posterior> Forward<'_, P, Q> {
         }
         clock.lap(Phase::Other);
     }
-
 }
 
 /// Per image, the objective made of its k log-weights by `combination` and
@@ -769,7 +768,12 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     }
 
     /// The parts a forward pass runs, and the training objective.
-    fn split(&mut self) -> (Forward<'_, P, BernoulliPosterior>, &mut dyn TrainingObjective) {
+    fn split(
+        &mut self,
+    ) -> (
+        Forward<'_, P, BernoulliPosterior>,
+        &mut dyn TrainingObjective,
+    ) {
         (
             Forward {
                 config: &self.config,
@@ -1102,13 +1106,9 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         self.check_batch(x, "GumBolt::relaxed_objective")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::relaxed_objective")?;
-        self.split().0.run(
-            x,
-            &noise.layers,
-            k,
-            Pass::eval(&relax),
-            &mut Clock::off(),
-        );
+        self.split()
+            .0
+            .run(x, &noise.layers, k, Pass::eval(&relax), &mut Clock::off());
         Ok(group_objectives(&mut self.ws, &ImportanceWeighted)
             .into_iter()
             .map(|v| v - log_z)

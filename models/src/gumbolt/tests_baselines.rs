@@ -302,7 +302,7 @@ fn reinforce_gradients_are_those_of_their_surrogates() {
                     return None;
                 }
                 if t >= first_nvil {
-                    let out = nvil(&p).unwrap().net().output();
+                    let out = nvil(p).unwrap().net().output();
                     let mse: f64 = (0..b)
                         .map(|r| (f[r] - c_mean - out[(r, 0)] as f64).powi(2))
                         .sum::<f64>()
@@ -340,9 +340,7 @@ fn nvil_statistics_are_updated_once_per_training_step() {
         (Objective::GumBolt, 1),
         (Objective::Dvae, 1),
     ] {
-        assert!(
-            nvil(&rbm_model(with_objective(Structure::Nonlinear, k, o), 72)).is_none()
-        );
+        assert!(nvil(&rbm_model(with_objective(Structure::Nonlinear, k, o), 72)).is_none());
     }
 }
 

@@ -41,11 +41,12 @@ impl IwRelaxed {
     /// # Errors
     /// [`ObjectiveError::InvalidHyperParameter`] unless `tau` is positive and finite.
     pub fn new(tau: f64) -> std::result::Result<Self, ObjectiveError> {
-        let relax = GumbelRelaxation::new(tau).map_err(|e| ObjectiveError::InvalidHyperParameter {
-            objective: Self::NAME,
-            name: "tau",
-            reason: e.to_string(),
-        })?;
+        let relax =
+            GumbelRelaxation::new(tau).map_err(|e| ObjectiveError::InvalidHyperParameter {
+                objective: Self::NAME,
+                name: "tau",
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             relax,
             combination: Arc::new(ImportanceWeighted),

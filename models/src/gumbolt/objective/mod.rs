@@ -195,7 +195,10 @@ pub trait TrainingObjective: Any + dyn_clone::DynClone + std::fmt::Debug + Send 
     ///
     /// # Errors
     /// A message if the state does not fit.
-    fn restore_state(&mut self, state: Option<&serde_json::Value>) -> std::result::Result<(), String> {
+    fn restore_state(
+        &mut self,
+        state: Option<&serde_json::Value>,
+    ) -> std::result::Result<(), String> {
         let _ = state;
         Ok(())
     }

@@ -118,7 +118,10 @@ impl ReinforceObjective {
             return Err(ObjectiveError::InvalidHyperParameter {
                 objective: Self::NAME,
                 name: "nvil.net",
-                reason: format!("the baseline network must have one output, not {}", net.n_out()),
+                reason: format!(
+                    "the baseline network must have one output, not {}",
+                    net.n_out()
+                ),
             });
         }
         Ok(Self {
@@ -254,7 +257,10 @@ impl TrainingObjective for ReinforceObjective {
     }
 
     fn networks_mut(&mut self) -> Vec<(&'static str, &mut Mlp)> {
-        self.nvil.iter_mut().map(|nv| ("nvil", &mut nv.net)).collect()
+        self.nvil
+            .iter_mut()
+            .map(|nv| ("nvil", &mut nv.net))
+            .collect()
     }
 
     /// Folds the step's `ℓ − C_ψ(x)` into NVIL's running statistics.
@@ -270,7 +276,10 @@ impl TrainingObjective for ReinforceObjective {
             .map(|nv| serde_json::to_value(nv.stats).expect("NVIL statistics serialise"))
     }
 
-    fn restore_state(&mut self, state: Option<&serde_json::Value>) -> std::result::Result<(), String> {
+    fn restore_state(
+        &mut self,
+        state: Option<&serde_json::Value>,
+    ) -> std::result::Result<(), String> {
         if let Some(nv) = &mut self.nvil {
             nv.stats = match state {
                 Some(v) => serde_json::from_value(v.clone())

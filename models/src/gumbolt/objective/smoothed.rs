@@ -78,7 +78,8 @@ impl ObjectiveKind for DvaeKind {
     }
 
     fn build(config: &GumBoltConfig, _init: &mut StreamRng) -> Result<Box<dyn TrainingObjective>> {
-        let s = Smoothing::spike_exp(1.0 / config.tau).map_err(|e| smoothing_error(Self::NAME, e))?;
+        let s =
+            Smoothing::spike_exp(1.0 / config.tau).map_err(|e| smoothing_error(Self::NAME, e))?;
         Ok(Box::new(Smoothed::new(s)))
     }
 }
@@ -406,5 +407,4 @@ impl Smoothed {
             neg_entropy,
         }
     }
-
 }
