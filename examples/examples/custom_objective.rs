@@ -25,6 +25,7 @@ use gumbolt_models::eval::{EvalConfig, LogZConfig, estimate_log_z, evaluate};
 use gumbolt_models::gumbolt::{
     GumBolt, GumBoltConfig, GumBoltRbm, IwRelaxed, SampleCombination, Structure,
 };
+use gumbolt_models::train::TrainState;
 use gumbolt_samplers::PcdConfig;
 use std::sync::Arc;
 
@@ -83,12 +84,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let n = data.train.n();
+    let mut state = TrainState::new(model.config())?;
     let mut losses = Vec::with_capacity(ITERS as usize);
     for t in 0..ITERS {
         let idx: Vec<usize> = (0..100)
             .map(|i| (t as usize * 100 + i * 7919) % n)
             .collect();
-        let stats = model.train_step(&data.train.gather(&idx), t)?;
+        let stats = model.train_step(&data.train.gather(&idx), t, &mut state)?;
         assert!(
             stats.parts.loss.is_finite(),
             "iteration {t}: loss {}",

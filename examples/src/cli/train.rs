@@ -986,7 +986,7 @@ impl Session<'_> {
     ) -> Result<()> {
         let args = self.args;
         trainer
-            .model_mut()
+            .state_mut()
             .set_threads(args.threads.unwrap_or_else(super::cores));
         let total = trainer.total_iterations();
         let start = trainer.iteration();

@@ -21,7 +21,8 @@
 //! let pcd = PcdConfig::default().chains(100).sweeps(200);
 //! let mut model = GumBolt::with_pcd(config, &data.train.pixel_means(), pcd).unwrap();
 //! let idx: Vec<usize> = (0..100).collect();
-//! let stats = model.train_step(&data.train.gather(&idx), 0).unwrap();
+//! let mut state = gumbolt_models::train::TrainState::new(model.config()).unwrap();
+//! let stats = model.train_step(&data.train.gather(&idx), 0, &mut state).unwrap();
 //! println!("loss {}", stats.parts.loss);
 //! ```
 

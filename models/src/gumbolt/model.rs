@@ -12,15 +12,14 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-mod pool;
-
 use super::combination::{ImportanceWeighted, SampleCombination};
 use super::config::GumBoltConfig;
 use super::error::{ModelError, Result, ensure};
 use super::kernels::{bernoulli_log_lik, repeat_rows, sum_squares};
 use super::objective::{ObjectiveTerms, TrainingObjective, TrainingPass};
 use super::prior::{ExactPartitionGradient, PartitionGradient, SampledPartition, TrainablePrior};
-use crate::nn::{Adam, Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
+use crate::nn::{Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
+use crate::train::TrainState;
 
 /// Uniform noise ρ for every stochastic layer: one `[N, latent_units]` matrix per layer, with
 /// `N = B·k` rows (the k samples of image b are rows `b·k .. b·k + k`).
@@ -111,7 +110,7 @@ pub struct StepStats {
 }
 
 /// Wall time of the training iterations split by phase, in seconds, accumulated over the steps
-/// taken while timing is on ([`GumBolt::set_phase_timing`]). Measuring only reads the clock
+/// taken while timing is on ([`TrainState::set_phase_timing`]). Measuring only reads the clock
 /// between phases: it never changes what is computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTimes {
@@ -139,7 +138,7 @@ impl PhaseTimes {
         self.negative_phase + self.encoder + self.decoder + self.prior + self.optimizer + self.other
     }
 
-    fn add(&mut self, c: &Clock) {
+    pub(crate) fn add(&mut self, c: &Clock) {
         let [n, e, d, p, o, r] = c.acc;
         self.negative_phase += n;
         self.encoder += e;
@@ -273,7 +272,6 @@ pub(crate) struct Workspace {
     pub(crate) dl: Mat,
     pub(crate) score: Mat,
     pub(crate) dl1: Mat,
-    noise: Noise,
     /// (B, k) of the last forward pass.
     pub(crate) shape: (usize, usize),
 }
@@ -319,15 +317,9 @@ pub struct GumBolt<P, G> {
     prior_grad: Vec<f32>,
     /// The negative phase; `None` only while a training step runs it.
     partition: Option<G>,
-    /// The threads of a training step ([`GumBolt::set_threads`]).
-    pool: pool::StepPool,
     /// The training objective: samples, combination of the k samples, backward pass.
     objective: Box<dyn TrainingObjective>,
-    adam: Adam,
-    rng: StreamRng,
     ws: Workspace,
-    /// Phase times of the training steps, when timing is on.
-    timing: Option<PhaseTimes>,
 }
 
 const PARTITION_PRESENT: &str = "the negative phase is back in place after every training step";
@@ -577,8 +569,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             "parameter groups do not cover the parameter vector".into()
         })?;
         let mut init = root_rng(config.seed);
-        let mut noise_rng = init.clone();
-        noise_rng.jump();
         let hidden = vec![config.hidden_units; config.hidden_layers];
         let u = config.latent_units;
         let net = |input: usize, output: usize, rng: &mut StreamRng| {
@@ -601,7 +591,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             .collect();
         Ok(Self {
             objective,
-            adam: Adam::new(config.train.adam)?,
             prior_grad: vec![0.0; prior.params().len()],
             x_mean: pixel_means.to_vec(),
             x_bias,
@@ -609,24 +598,9 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             partition: Some(partition),
-            pool: pool::StepPool::default(),
-            rng: noise_rng,
             ws: Workspace::default(),
-            timing: None,
             config,
         })
-    }
-
-    /// Turns the phase timing of [`GumBolt::train_step`] and [`GumBolt::loss_and_grad`] on
-    /// (from zero) or off. Off by default; it only reads the clock between phases, so the
-    /// results are the same either way.
-    pub fn set_phase_timing(&mut self, on: bool) {
-        self.timing = on.then(PhaseTimes::default);
-    }
-
-    /// The phase times accumulated since timing was turned on (`None` when off).
-    pub fn phase_times(&self) -> Option<&PhaseTimes> {
-        self.timing.as_ref()
     }
 
     /// The configuration.
@@ -689,16 +663,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         &self.x_mean
     }
 
-    /// The optimiser state.
-    pub fn optimizer(&self) -> &Adam {
-        &self.adam
-    }
-
-    /// Mutable optimiser state (e.g. to restore it from a checkpoint).
-    pub fn optimizer_mut(&mut self) -> &mut Adam {
-        &mut self.adam
-    }
-
     /// Mutable encoder networks (e.g. to restore batch-norm moving averages).
     pub fn encoders_mut(&mut self) -> &mut [Mlp] {
         &mut self.encoders
@@ -707,16 +671,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// Mutable decoder network.
     pub fn decoder_mut(&mut self) -> &mut Mlp {
         &mut self.decoder
-    }
-
-    /// The stream of the training noise ρ ([`GumBolt::train_step`] draws from it).
-    pub fn noise_rng(&self) -> &StreamRng {
-        &self.rng
-    }
-
-    /// Replaces the stream of the training noise ρ (e.g. to restore it from a checkpoint).
-    pub fn set_noise_rng(&mut self, rng: StreamRng) {
-        self.rng = rng;
     }
 
     /// The logits of every stochastic layer in the last forward pass (`[N, latent_units]`).
@@ -849,36 +803,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         self.check_batch(x, "GumBolt::loss_and_grad")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::loss_and_grad")?;
-        let mut clock = Clock::new(self.timing.is_some());
-        let parts = self.loss_and_grad_impl(x, noise, k, beta, &mut clock);
-        self.commit_times(&clock);
-        parts
-    }
-
-    /// Adds one step's phase times (when timing is on).
-    fn commit_times(&mut self, clock: &Clock) {
-        if let Some(t) = &mut self.timing {
-            t.add(clock);
-            t.steps += 1;
-        }
-    }
-
-    /// Runs training steps on `threads` threads (default 1): with two or more, the negative
-    /// phase runs beside the forward and backward passes, the PCD chains' stream groups run as
-    /// parallel tasks and large GEMMs are split, all in a pool of `threads` persistent threads
-    /// whose idle threads pick up whatever work is left.
-    ///
-    /// Every task computes exactly what the serial step computes (the negative phase depends
-    /// only on the prior's parameters and its own state; chains never interact; a GEMM's
-    /// elements do not depend on how C is cut), so the results are bit-identical for every
-    /// number of threads (tested).
-    pub fn set_threads(&mut self, threads: usize) {
-        self.pool = pool::StepPool::new(threads);
-    }
-
-    /// The threads of a training step ([`GumBolt::set_threads`]).
-    pub fn threads(&self) -> usize {
-        self.pool.threads()
+        self.loss_and_grad_impl(x, noise, k, beta, None, &mut Clock::off())
     }
 
     fn loss_and_grad_impl(
@@ -887,11 +812,12 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         noise: &Noise,
         k: usize,
         beta: f64,
+        pool: Option<&rayon::ThreadPool>,
         clock: &mut Clock,
     ) -> Result<LossParts> {
         clock.lap(Phase::Other);
         let mut partition = self.partition.take().expect(PARTITION_PRESENT);
-        let (partition, advanced, terms) = if let Some(pool) = self.pool.get() {
+        let (partition, advanced, terms) = if let Some(pool) = pool {
             // The negative phase samples with a copy of θ_t while this thread runs the
             // networks; the samples enter only the final gradient term, added afterwards.
             let prior = self.prior.clone();
@@ -1014,28 +940,33 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// and takes an Adam step at the scheduled learning rate (weight decay `1e-4·½‖·‖²` on
     /// kernels, BN γ and the RBM W).
     ///
-    /// `x` holds B binary images (`[B, D]`).
+    /// `x` holds B binary images (`[B, D]`). The optimiser, the noise stream, the threads and
+    /// the phase timers are the trainer's `state` (built for this model's configuration).
     ///
     /// # Errors
     /// [`ModelError::Shape`] for a batch of the wrong width; [`ModelError::NonFinite`] if the
     /// loss is not finite (the parameters are then left unchanged).
-    pub fn train_step(&mut self, x: &Mat, iteration: u64) -> Result<StepStats> {
+    pub fn train_step(
+        &mut self,
+        x: &Mat,
+        iteration: u64,
+        state: &mut TrainState,
+    ) -> Result<StepStats> {
         self.check_batch(x, "GumBolt::train_step")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.config.k;
         let beta = self.config.train.kl_beta(iteration);
         let lr = self.config.train.learning_rate(iteration);
-        let mut clock = Clock::new(self.timing.is_some());
-        let mut noise = std::mem::take(&mut self.ws.noise);
+        let (adam, rng, pool, timing, noise) = state.parts();
+        let mut clock = Clock::new(timing.is_some());
         noise.refill(
-            &mut self.rng,
+            rng,
             x.nrows() * k,
             self.config.layers(),
             self.config.latent_units,
         );
-        let parts = self.loss_and_grad_impl(x, &noise, k, beta, &mut clock);
-        self.ws.noise = noise;
-        let parts = parts?;
+        let pool = pool.get();
+        let parts = self.loss_and_grad_impl(x, noise, k, beta, pool.as_deref(), &mut clock)?;
         if !parts.loss.is_finite() {
             return Err(ModelError::NonFinite {
                 what: "loss",
@@ -1048,7 +979,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             prior,
             prior_grad,
             objective,
-            adam,
             ..
         } = self;
         let mut params = Vec::new();
@@ -1056,7 +986,10 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         adam.step(&mut params, lr as f32)?;
         objective.after_step();
         clock.lap(Phase::Optimizer);
-        self.commit_times(&clock);
+        if let Some(t) = timing {
+            t.add(&clock);
+            t.steps += 1;
+        }
         Ok(StepStats {
             iteration,
             learning_rate: lr,

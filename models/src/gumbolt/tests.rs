@@ -12,6 +12,7 @@ use gumbolt_priors::{FactorialBernoulli, Rbm};
 use super::*;
 use crate::nn::testutil::{check_close, fd_grad};
 use crate::nn::{Mlp, MlpConfig, Mode, Trainable};
+use crate::train::TrainState;
 
 /// A binary `[rows, cols]` matrix with P(1) = 0.4.
 pub(super) fn binary(rows: usize, cols: usize, seed: u64) -> Mat {
@@ -239,9 +240,10 @@ fn kernels_repeat(src: &Mat, k: usize, dst: &mut Mat) {
 /// non-trivial before an evaluation test.
 fn warm_up<P: TrainablePrior, G: PartitionGradient<P>>(m: &mut GumBolt<P, G>, seed: u64) {
     let d = m.config().pixels;
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..5 {
         let x = binary(16, d, seed + t);
-        m.train_step(&x, 1000 + t).unwrap();
+        m.train_step(&x, 1000 + t, &mut st).unwrap();
     }
 }
 
@@ -444,6 +446,7 @@ fn schedules_are_applied_in_train_steps() {
     let mut c = tiny(Structure::Nonlinear, 2);
     c.train.total_iterations = 100;
     let mut m = rbm_model(c, 110);
+    let mut st = TrainState::new(m.config()).unwrap();
     let x = binary(8, 6, 111);
     for (t, lr, beta) in [
         (0u64, 3e-3, 0.0),
@@ -453,7 +456,7 @@ fn schedules_are_applied_in_train_steps() {
         (80, 2.7e-4, 1.0),
         (95, 8.1e-5, 1.0),
     ] {
-        let s = m.train_step(&x, t).unwrap();
+        let s = m.train_step(&x, t, &mut st).unwrap();
         assert_eq!(s.iteration, t);
         assert!(
             (s.learning_rate - lr).abs() < 1e-12,
@@ -470,7 +473,7 @@ fn schedules_are_applied_in_train_steps() {
             (s.parts.effective_samples - 1.0) >= -1e-9 && s.parts.effective_samples <= 2.0 + 1e-9
         );
     }
-    assert_eq!(m.optimizer().steps(), 6);
+    assert_eq!(st.optimizer().steps(), 6);
     let r = LrSchedule::reference(3e-3);
     assert!((r.at(0, 1000) - 3e-4).abs() < 1e-15);
     assert!((r.at(20, 1000) - 3e-3).abs() < 1e-15);
@@ -523,7 +526,8 @@ fn configuration_and_shape_errors() {
         ModelError::InvalidConfig { name: "prior", .. }
     ));
     let mut m = GumBolt::nw(ok, &means(6)).unwrap();
-    let e = m.train_step(&binary(3, 7, 1), 0).unwrap_err();
+    let mut st = TrainState::new(m.config()).unwrap();
+    let e = m.train_step(&binary(3, 7, 1), 0, &mut st).unwrap_err();
     assert!(matches!(e, ModelError::Shape { .. }), "{e}");
     let x = binary(3, 6, 2);
     let bad_noise = Noise::draw(&mut root_rng(3), 4, 1, 4); // 4 rows is not a multiple of 3
@@ -564,12 +568,13 @@ fn pcd_model_trains_and_monitors_on_mnist_smoke() {
     assert_eq!((m.prior().n1(), m.prior().n2()), (100, 100));
     let mut rng = root_rng(5);
     let mut losses = Vec::new();
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..50 {
         let idx: Vec<usize> = (0..100)
             .map(|_| (gumbolt_core::rng::uniform_f64(&mut rng) * data.train.n() as f64) as usize)
             .collect();
         let x = data.train.gather(&idx);
-        let s = m.train_step(&x, t).unwrap();
+        let s = m.train_step(&x, t, &mut st).unwrap();
         losses.push(s.parts.loss);
     }
     let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
@@ -648,10 +653,11 @@ pub(super) fn train_on_toy(
     )
     .unwrap();
     let before = exact_log_px(&mut m, data).iter().sum::<f64>() / 64.0;
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..steps {
         let idx: Vec<usize> = (0..16).map(|i| ((t as usize) * 16 + i) % 64).collect();
         let x = Mat::from_fn(16, d, |r, j| data[(idx[r], j)]);
-        m.train_step(&x, t).unwrap();
+        m.train_step(&x, t, &mut st).unwrap();
     }
     let after = exact_log_px(&mut m, data).iter().sum::<f64>() / 64.0;
     (before, after)
@@ -674,8 +680,9 @@ fn third_order_mrf_prior_trains_with_colour_pcd() {
     let means = vec![0.4f32; 6];
     let mut m = GumBolt::new(c, &means, mrf.clone(), SampledPartition::new(pcd)).unwrap();
     let x = Mat::from_fn(8, 6, |r, j| ((r + j) % 2) as f32);
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..5 {
-        m.train_step(&x, t).unwrap();
+        m.train_step(&x, t, &mut st).unwrap();
     }
     assert_ne!(m.prior().params(), mrf.params());
     assert!(m.prior().params().iter().all(|v| v.is_finite()));

@@ -18,6 +18,7 @@ use super::*;
 use crate::dvae::{SmoothedElbo, Smoothing};
 use crate::nn::Trainable;
 use crate::nn::testutil::{check_close, fd_grad};
+use crate::train::TrainState;
 
 const FD_STEP: f32 = 3e-3;
 
@@ -329,8 +330,9 @@ fn nvil_statistics_are_updated_once_per_training_step() {
     let mut m = rbm_model(c, 70);
     assert_eq!(nvil(&m).unwrap().stats().updates(), 0);
     let x = binary(5, 6, 71);
-    m.train_step(&x, 0).unwrap();
-    m.train_step(&x, 1).unwrap();
+    let mut st = TrainState::new(m.config()).unwrap();
+    m.train_step(&x, 0, &mut st).unwrap();
+    m.train_step(&x, 1, &mut st).unwrap();
     let stats = nvil(&m).unwrap().stats();
     assert_eq!(stats.updates(), 2);
     assert!(stats.mean().is_finite() && stats.mean() != 0.0);
@@ -467,12 +469,13 @@ fn threads_give_bit_identical_training_at_full_size() {
         let fresh = GumBolt::with_pcd(c.clone(), &means(c.pixels), pcd).unwrap();
         let run = |threads: usize| {
             let mut m = fresh.clone();
-            m.set_threads(threads);
-            assert_eq!(m.threads(), threads);
+            let mut st = TrainState::new(m.config()).unwrap();
+            st.set_threads(threads);
+            assert_eq!(st.threads(), threads);
             let losses: Vec<u64> = (0..3)
                 .map(|t| {
                     let x = binary(8, c.pixels, 70 + t);
-                    m.train_step(&x, t).unwrap().parts.loss.to_bits()
+                    m.train_step(&x, t, &mut st).unwrap().parts.loss.to_bits()
                 })
                 .collect();
             let params: Vec<u32> = m
@@ -504,12 +507,14 @@ fn parallel_negative_phase_gives_bit_identical_training() {
             .seed(9);
         let serial = GumBolt::with_pcd(c, &means(6), pcd).unwrap();
         let mut parallel = serial.clone();
-        parallel.set_threads(2);
+        let mut serial_state = TrainState::new(serial.config()).unwrap();
+        let mut parallel_state = serial_state.clone();
+        parallel_state.set_threads(2);
         let mut serial = serial;
         for t in 0..6 {
             let x = binary(4, 6, 90 + t);
-            let a = serial.train_step(&x, t).unwrap();
-            let b = parallel.train_step(&x, t).unwrap();
+            let a = serial.train_step(&x, t, &mut serial_state).unwrap();
+            let b = parallel.train_step(&x, t, &mut parallel_state).unwrap();
             assert_eq!(
                 a.parts.loss.to_bits(),
                 b.parts.loss.to_bits(),

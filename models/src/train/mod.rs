@@ -30,7 +30,9 @@
 //! not change the trajectory either.
 
 pub mod order;
+pub(crate) mod pool;
 pub mod state;
+mod step;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -50,6 +52,7 @@ use crate::gumbolt::{
 pub use order::EpochOrder;
 use state::splitmix;
 pub use state::{CheckpointPartition, GumBoltPrior, model_kind, pcd_stream_seed};
+pub use step::TrainState;
 
 /// Errors of the training loop.
 #[derive(Debug, Error)]
@@ -483,6 +486,8 @@ pub type NwTrainer = Trainer<gumbolt_priors::FactorialBernoulli, ExactPartitionG
 #[derive(Debug)]
 pub struct Trainer<P: GumBoltPrior, G: CheckpointPartition<P>> {
     model: GumBolt<P, G>,
+    /// The optimiser, noise stream, threads and timers of the steps.
+    state: TrainState,
     images: TrainImages,
     data_info: DataInfo,
     config: TrainerConfig,
@@ -514,11 +519,13 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
     ) -> Result<Self, TrainError> {
         let order = EpochOrder::new(images.dataset().n(), splitmix(config.seed ^ 1));
         let binarize_rng = root_rng(splitmix(config.seed ^ 2));
-        Self::assemble(model, images, valid, config, order, binarize_rng)
+        let state = TrainState::new(model.config())?;
+        Self::assemble(model, state, images, valid, config, order, binarize_rng)
     }
 
     fn assemble(
         model: GumBolt<P, G>,
+        state: TrainState,
         images: TrainImages,
         valid: Option<&Dataset>,
         config: TrainerConfig,
@@ -579,6 +586,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
         Ok(Self {
             data_info: DataInfo::of(&images),
             model,
+            state,
             images,
             config,
             order,
@@ -657,6 +665,16 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
         &mut self.model
     }
 
+    /// The training state: optimiser, noise stream, threads, phase timers.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Mutable training state (e.g. to set the threads of a step).
+    pub fn state_mut(&mut self) -> &mut TrainState {
+        &mut self.state
+    }
+
     /// The model, consuming the trainer.
     pub fn into_model(self) -> GumBolt<P, G> {
         self.model
@@ -728,7 +746,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             let epoch = self.order.epoch();
             let (prior, partition) = self.model.prior_and_partition_mut();
             partition.begin_iteration(prior, t);
-            let stats = match self.model.train_step(&self.batch, t) {
+            let stats = match self.model.train_step(&self.batch, t, &mut self.state) {
                 Err(ModelError::NonFinite { what, iteration }) => {
                     return Err(TrainError::NonFinite {
                         what: what.into(),
@@ -893,7 +911,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
                 iteration: self.iteration,
             });
         }
-        let mut tensors = state::export_tensors(&mut self.model);
+        let mut tensors = state::export_tensors(&mut self.model, &self.state);
         tensors.push(Tensor::u32(
             "data.order",
             self.order.order().iter().map(|&i| i as u32).collect(),
@@ -904,8 +922,8 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             negative_phase: self.model.partition().settings(),
             trainer: self.config.clone(),
             iteration: self.iteration,
-            adam_steps: self.model.optimizer().steps(),
-            noise_rng: self.model.noise_rng().clone(),
+            adam_steps: self.state.optimizer().steps(),
+            noise_rng: self.state.noise_rng().clone(),
             order: OrderState {
                 epoch: self.order.epoch(),
                 position: self.order.position(),
@@ -956,7 +974,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             )
             .into());
         }
-        let model = state::import_model::<P, G>(&mut raw, &meta)?;
+        let (model, train_state) = state::import_model::<P, G>(&mut raw, &meta)?;
         let order = take_order(&mut raw, &meta)?;
         if let Some(t) = raw.tensors.first() {
             return Err(CheckpointError::wrong_structure(
@@ -965,8 +983,15 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             )
             .into());
         }
-        let mut trainer =
-            Self::assemble(model, images, valid, meta.trainer, order, meta.binarize_rng)?;
+        let mut trainer = Self::assemble(
+            model,
+            train_state,
+            images,
+            valid,
+            meta.trainer,
+            order,
+            meta.binarize_rng,
+        )?;
         trainer.iteration = meta.iteration;
         trainer.train_seconds = meta.train_seconds;
         trainer.last_monitor = meta.last_monitor;
@@ -1071,7 +1096,7 @@ pub fn load_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
 ) -> Result<GumBolt<P, G>, CheckpointError> {
     let mut raw = checkpoint::read(path)?;
     let meta = expect_kind::<P, G>(&raw)?;
-    state::import_model(&mut raw, &meta)
+    Ok(state::import_model(&mut raw, &meta)?.0)
 }
 
 #[cfg(test)]

@@ -88,12 +88,12 @@ fn full_state<P: GumBoltPrior, G: CheckpointPartition<P>>(
     t: &Trainer<P, G>,
 ) -> (Vec<Tensor>, String) {
     let mut m = t.model().clone();
-    let tensors = state::export_tensors(&mut m);
+    let tensors = state::export_tensors(&mut m, t.state());
     let rest = format!(
         "{:?} {:?} {} {:?} {:?} {} {} {}",
         m.objective().state(),
-        m.noise_rng(),
-        m.optimizer().steps(),
+        t.state().noise_rng(),
+        t.state().optimizer().steps(),
         t.order.order(),
         t.order.rng(),
         t.order.position(),
