@@ -42,7 +42,7 @@
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use gumbolt_core::Mat;
 use gumbolt_models::data::{Dataset, load_bundled_mnist};
-use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, GumBoltRbm, Objective, Structure};
+use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, GumBoltRbm, Objective, Scratch, Structure};
 use gumbolt_models::train::TrainState;
 use gumbolt_samplers::PcdConfig;
 use std::hint::black_box;
@@ -222,8 +222,9 @@ fn evaluation(c: &mut Criterion, data: &Data) {
         SAMPLES,
         CHUNK,
     )));
-    let (mut m, _) = model(data, config);
+    let (m, _) = model(data, config);
     let mut rng = gumbolt_core::rng::root_rng(SEED + 1);
+    let mut scratch = Scratch::default();
     g.bench_function(
         format!(
             "iw_nll_nonlinear_{}img_S{SAMPLES}_chunk{CHUNK}",
@@ -231,8 +232,15 @@ fn evaluation(c: &mut Criterion, data: &Data) {
         ),
         |b| {
             b.iter(|| {
-                m.estimate_log_likelihood(black_box(&data.test), SAMPLES, CHUNK, 0.0, &mut rng)
-                    .expect("a valid batch")
+                m.estimate_log_likelihood(
+                    black_box(&data.test),
+                    SAMPLES,
+                    CHUNK,
+                    0.0,
+                    &mut rng,
+                    &mut scratch,
+                )
+                .expect("a valid batch")
             })
         },
     );

@@ -13,7 +13,7 @@ use gumbolt_core::prior::ExactPartition;
 use gumbolt_core::rng::root_rng;
 use gumbolt_core::{LogPartitionEstimator, Mat};
 use gumbolt_models::data::load_bundled_mnist;
-use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Objective, Structure};
+use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Objective, Scratch, Structure};
 use gumbolt_models::train::TrainState;
 use gumbolt_priors::Rbm;
 use gumbolt_samplers::PcdConfig;
@@ -87,7 +87,14 @@ fn short_training_runs_of_every_objective() {
         assert_golden(&format!("{objective} k={k} loss"), loss, want_loss, 3e-3);
         // log p(x) + log Z: the evaluator without a log Z estimate (pinned above separately).
         let est = m
-            .estimate_log_likelihood(&test, 50, 25, 0.0, &mut root_rng(8))
+            .estimate_log_likelihood(
+                &test,
+                50,
+                25,
+                0.0,
+                &mut root_rng(8),
+                &mut Scratch::default(),
+            )
             .unwrap();
         assert_golden(
             &format!("{objective} k={k} mean log p(x) + log Z"),

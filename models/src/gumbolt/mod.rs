@@ -39,7 +39,7 @@ pub use config::{GumBoltConfig, LrSchedule, PriorGraph, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{
     GumBolt, GumBoltGraph, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives,
-    PhaseTimes, StepStats,
+    PhaseTimes, Scratch, StepStats,
 };
 pub use objective::{
     DvaeKind, DvaePpKind, IwRelaxed, NVIL_HIDDEN_UNITS, Nvil, Objective, ObjectiveError,

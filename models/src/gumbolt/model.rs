@@ -18,7 +18,7 @@ use super::error::{ModelError, Result, ensure};
 use super::kernels::{bernoulli_log_lik, repeat_rows, sum_squares};
 use super::objective::{ObjectiveTerms, TrainingObjective, TrainingPass};
 use super::prior::{ExactPartitionGradient, PartitionGradient, SampledPartition, TrainablePrior};
-use crate::nn::{Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
+use crate::nn::{Mlp, MlpConfig, MlpScratch, Mode, ParamMut, Trainable, ensure_shape};
 use crate::train::TrainState;
 
 /// Uniform noise ρ for every stochastic layer: one `[N, latent_units]` matrix per layer, with
@@ -413,19 +413,120 @@ fn shape_err(context: &'static str, expected: String, got: String) -> ModelError
 
 /// The parts of a model a forward pass reads or runs, borrowed apart from its training
 /// objective (whose sampler the pass may use).
-struct Forward<'a, P, Q> {
+struct Forward<'a, P, Q, N> {
     config: &'a GumBoltConfig,
     x_mean: &'a [f32],
     x_bias: &'a [f32],
-    encoders: &'a mut [Mlp],
-    decoder: &'a mut Mlp,
+    /// The encoders and the decoder, with the buffers they run in.
+    nets: N,
     prior: &'a P,
     /// The approximating posterior: `log q` of the samples (GB text after Eq. 8).
     posterior: &'a Q,
     ws: &'a mut Workspace,
 }
 
-impl<P: TrainablePrior, Q: Posterior> Forward<'_, P, Q> {
+/// How a forward pass runs the networks: on their own buffers (training, [`OwnBuffers`]) or
+/// read-only on a thread's [`Scratch`] (evaluation, [`ScratchBuffers`]); statically dispatched.
+trait Networks {
+    /// Encoder `i` on `x`.
+    fn encoder(&mut self, i: usize, x: &Mat, mode: Mode) -> &Mat;
+    /// The input buffer of encoder `i` for `rows` rows ([`Mlp::input_buffer`]).
+    fn encoder_input(&mut self, i: usize, rows: usize) -> &mut Mat;
+    /// The shared-input buffers of encoder `i` ([`Mlp::shared_input_buffers`]).
+    fn encoder_shared_inputs(
+        &mut self,
+        i: usize,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&mut Mat, &mut Mat);
+    /// Encoder `i` on its input buffers.
+    fn encoder_buffered(&mut self, i: usize, mode: Mode) -> &Mat;
+    /// The decoder on `x`.
+    fn decoder(&mut self, x: &Mat, mode: Mode) -> &Mat;
+}
+
+/// The networks on their own buffers (any mode; a backward pass may follow).
+struct OwnBuffers<'a> {
+    encoders: &'a mut [Mlp],
+    decoder: &'a mut Mlp,
+}
+
+impl Networks for OwnBuffers<'_> {
+    fn encoder(&mut self, i: usize, x: &Mat, mode: Mode) -> &Mat {
+        self.encoders[i].forward(x, mode)
+    }
+    fn encoder_input(&mut self, i: usize, rows: usize) -> &mut Mat {
+        self.encoders[i].input_buffer(rows)
+    }
+    fn encoder_shared_inputs(
+        &mut self,
+        i: usize,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&mut Mat, &mut Mat) {
+        self.encoders[i].shared_input_buffers(rows, k, shared_cols)
+    }
+    fn encoder_buffered(&mut self, i: usize, mode: Mode) -> &Mat {
+        self.encoders[i].forward_buffered(mode)
+    }
+    fn decoder(&mut self, x: &Mat, mode: Mode) -> &Mat {
+        self.decoder.forward(x, mode)
+    }
+}
+
+/// The networks read-only, on a thread's buffers (inference mode only).
+struct ScratchBuffers<'a> {
+    encoders: &'a [Mlp],
+    decoder: &'a Mlp,
+    encoder_buffers: &'a mut [MlpScratch],
+    decoder_buffers: &'a mut MlpScratch,
+}
+
+impl Networks for ScratchBuffers<'_> {
+    fn encoder(&mut self, i: usize, x: &Mat, mode: Mode) -> &Mat {
+        debug_assert_eq!(mode, Mode::Inference);
+        self.encoders[i].infer(x, &mut self.encoder_buffers[i])
+    }
+    fn encoder_input(&mut self, i: usize, rows: usize) -> &mut Mat {
+        self.encoders[i].scratch_input_buffer(&mut self.encoder_buffers[i], rows)
+    }
+    fn encoder_shared_inputs(
+        &mut self,
+        i: usize,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&mut Mat, &mut Mat) {
+        self.encoders[i].scratch_shared_input_buffers(
+            &mut self.encoder_buffers[i],
+            rows,
+            k,
+            shared_cols,
+        )
+    }
+    fn encoder_buffered(&mut self, i: usize, mode: Mode) -> &Mat {
+        debug_assert_eq!(mode, Mode::Inference);
+        self.encoders[i].infer_buffered(&mut self.encoder_buffers[i])
+    }
+    fn decoder(&mut self, x: &Mat, mode: Mode) -> &Mat {
+        debug_assert_eq!(mode, Mode::Inference);
+        self.decoder.infer(x, self.decoder_buffers)
+    }
+}
+
+/// Per-thread buffers of evaluation ([`GumBolt::estimate_log_likelihood`]): the forward pass's
+/// workspace and the networks' activations, so that threads share one model by reference
+/// (docs/algorithms.md §2.4). Empty by default; sized on first use and reused.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    ws: Workspace,
+    encoders: Vec<MlpScratch>,
+    decoder: MlpScratch,
+}
+
+impl<P: TrainablePrior, Q: Posterior, N: Networks> Forward<'_, P, Q, N> {
     /// The forward pass of docs/algorithms.md §2.1 for `x: [B, D]` with `k = N/B` samples per image:
     /// fills the workspace (logits, samples, `log p(x|ζ)`, `−E(ζ)`, `log q̌`, `log w`) and, when
     /// `train`, the decoder's `x − σ(o)`.
@@ -461,24 +562,25 @@ impl<P: TrainablePrior, Q: Posterior> Forward<'_, P, Q> {
         // 2. Layer 1 on the B distinct images, then repeated k times: the repeated rows give
         // batch norm exactly the same (biased) statistics, so this equals running the encoder on
         // the N repeated rows (docs/algorithms.md §10.10) at 1/k of the cost.
-        let l1 = self.encoders[0].forward(&ws.xc, mode);
+        let mut nets = self.nets;
+        let l1 = nets.encoder(0, &ws.xc, mode);
         repeat_rows(l1, k, &mut ws.logits[0]);
         sampler.sample_into(&ws.logits[0], &noise[0], &mut ws.zeta[0]);
 
         // 3. Layer 2 on [x − x̄, ζ1] (hierarchical posterior, GB §5.1).
         if l_count == 2 {
             if k == 1 {
-                let inp = self.encoders[1].input_buffer(n);
+                let inp = nets.encoder_input(1, n);
                 inp.columns_mut(0, d).copy_from(&ws.xc);
                 inp.columns_mut(d, u).copy_from(&ws.zeta[0]);
             } else {
                 // The data part is the same for the k samples of an image: its product with
                 // the first layer's kernel is computed once per image.
-                let (shared, rest) = self.encoders[1].shared_input_buffers(b, k, d);
+                let (shared, rest) = nets.encoder_shared_inputs(1, b, k, d);
                 shared.copy_from(&ws.xc);
                 rest.copy_from(&ws.zeta[0]);
             }
-            let l2 = self.encoders[1].forward_buffered(mode);
+            let l2 = nets.encoder_buffered(1, mode);
             ensure_shape(&mut ws.logits[1], n, u);
             ws.logits[1].copy_from(l2);
             sampler.sample_into(&ws.logits[1], &noise[1], &mut ws.zeta[1]);
@@ -490,7 +592,7 @@ impl<P: TrainablePrior, Q: Posterior> Forward<'_, P, Q> {
         for (i, z) in ws.zeta.iter().enumerate() {
             ws.zeta_all.columns_mut(i * u, u).copy_from(z);
         }
-        let out = self.decoder.forward(&ws.zeta_all, mode);
+        let out = nets.decoder(&ws.zeta_all, mode);
         ws.log_px.resize(n, 0.0);
         let grad = if train { Some(&mut ws.dout) } else { None };
         bernoulli_log_lik(out, x, self.x_bias, k, &mut ws.log_px, grad);
@@ -725,7 +827,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     fn split(
         &mut self,
     ) -> (
-        Forward<'_, P, BernoulliPosterior>,
+        Forward<'_, P, BernoulliPosterior, OwnBuffers<'_>>,
         &mut dyn TrainingObjective,
     ) {
         (
@@ -733,14 +835,43 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 config: &self.config,
                 x_mean: &self.x_mean,
                 x_bias: &self.x_bias,
-                encoders: &mut self.encoders,
-                decoder: &mut self.decoder,
+                nets: OwnBuffers {
+                    encoders: &mut self.encoders,
+                    decoder: &mut self.decoder,
+                },
                 prior: &self.prior,
                 posterior: &BernoulliPosterior,
                 ws: &mut self.ws,
             },
             self.objective.as_mut(),
         )
+    }
+
+    /// The parts an evaluation pass runs, read-only, on a thread's `scratch`.
+    fn with_scratch<'a>(
+        &'a self,
+        scratch: &'a mut Scratch,
+    ) -> Forward<'a, P, BernoulliPosterior, ScratchBuffers<'a>> {
+        let Scratch {
+            ws,
+            encoders,
+            decoder,
+        } = scratch;
+        encoders.resize_with(self.encoders.len(), MlpScratch::default);
+        Forward {
+            config: &self.config,
+            x_mean: &self.x_mean,
+            x_bias: &self.x_bias,
+            nets: ScratchBuffers {
+                encoders: &self.encoders,
+                decoder: &self.decoder,
+                encoder_buffers: encoders,
+                decoder_buffers: decoder,
+            },
+            prior: &self.prior,
+            posterior: &BernoulliPosterior,
+            ws,
+        }
     }
 
     fn check_batch(&self, x: &Mat, context: &'static str) -> Result<()> {
@@ -1079,12 +1210,13 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// [`ModelError::InvalidConfig`] if `samples` or `chunk` is 0; [`ModelError::Shape`] for a
     /// batch of the wrong width.
     pub fn estimate_log_likelihood<R: Rng + ?Sized>(
-        &mut self,
+        &self,
         x: &Mat,
         samples: usize,
         chunk: usize,
         log_z: f64,
         rng: &mut R,
+        scratch: &mut Scratch,
     ) -> Result<IwEstimate> {
         self.check_batch(x, "GumBolt::estimate_log_likelihood")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
@@ -1098,7 +1230,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         while done < samples {
             let c = chunk.min(samples - done);
             noise.refill(rng, b * c, self.config.layers(), self.config.latent_units);
-            self.split().0.run(
+            self.with_scratch(scratch).run(
                 x,
                 &noise.layers,
                 c,
@@ -1106,7 +1238,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 &mut Clock::off(),
             );
             for bi in 0..b {
-                for &lw in &self.ws.log_w[bi * c..(bi + 1) * c] {
+                for &lw in &scratch.ws.log_w[bi * c..(bi + 1) * c] {
                     sum_w[bi].add(lw);
                     sum_w2[bi].add(2.0 * lw);
                 }

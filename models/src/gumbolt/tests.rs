@@ -361,7 +361,14 @@ fn iw_estimator_matches_exact_log_likelihood() {
     let exact = exact_log_px(&mut m, &x);
     let log_z = m.prior().log_partition().unwrap();
     let est = m
-        .estimate_log_likelihood(&x, 40_000, 3_000, log_z, &mut root_rng(92))
+        .estimate_log_likelihood(
+            &x,
+            40_000,
+            3_000,
+            log_z,
+            &mut root_rng(92),
+            &mut Scratch::default(),
+        )
         .unwrap();
     assert_eq!(est.samples, 40_000);
     for (b, &ex) in exact.iter().enumerate() {
@@ -377,10 +384,10 @@ fn iw_estimator_matches_exact_log_likelihood() {
     }
     // Chunking does not change the estimator, only how the samples are drawn.
     let one = m
-        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93))
+        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93), &mut Scratch::default())
         .unwrap();
     let chunked = m
-        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93))
+        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93), &mut Scratch::default())
         .unwrap();
     assert_eq!(one, chunked);
 }
@@ -541,7 +548,7 @@ fn configuration_and_shape_errors() {
         ModelError::Estimator(_)
     ));
     assert!(
-        m.estimate_log_likelihood(&x, 0, 1, 0.0, &mut root_rng(4))
+        m.estimate_log_likelihood(&x, 0, 1, 0.0, &mut root_rng(4), &mut Scratch::default())
             .is_err()
     );
     assert!(m.decode(&Mat::zeros(2, 3)).is_err());
