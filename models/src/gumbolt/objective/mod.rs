@@ -16,9 +16,9 @@
 //!
 //! **Adding an objective**: one new file `objective/<name>.rs` holding a type that implements
 //! [`TrainingObjective`] and a type that implements [`ObjectiveKind`] (its name, paper τ and
-//! checked construction), plus one registration line in the `objectives!` list of this module
-//! (which also declares the module). The identifier's variant, name, parsing, serde form and
-//! [`Objective::ALL`] follow from that line.
+//! checked construction; it may be the same type), plus one entry `<name> { Variant => Kind, }`
+//! in the `objectives!` list of this module, which declares the module and generates the
+//! identifier's variant, name, parsing, serde form and [`Objective::ALL`].
 
 use std::any::Any;
 use std::ops::Range;
@@ -238,9 +238,12 @@ pub trait ObjectiveKind {
 }
 
 /// Declares the objective modules and generates the identifier [`Objective`] from one line per
-/// kind: `Variant => module::KindType,` (with the variant's doc comment).
+/// kind, `module { Variant => KindType }` (the variant's doc comment above it; a module holding
+/// several kinds lists them in its braces).
 macro_rules! objectives {
-    ($($(#[$doc:meta])* $variant:ident => $module:ident :: $kind:ident,)+) => {
+    ($($module:ident { $($(#[$doc:meta])* $variant:ident => $kind:ident),+ $(,)? },)+) => {
+        $(pub mod $module;)+
+
         /// Which training objective a model uses: the serialisable identifier recorded in
         /// configurations and checkpoints (its name), from which [`Objective::build`] makes the
         /// objective. Every objective is evaluated the same way, at τ = 0 (GB §5.1); see the
@@ -254,17 +257,18 @@ macro_rules! objectives {
         /// ```
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Objective {
-            $($(#[$doc])* $variant,)+
+            $($($(#[$doc])* $variant,)+)+
         }
 
         impl Objective {
             /// Every objective, in the order of registration (GB Table 1's, REINFORCE last).
-            pub const ALL: [Objective; [$(Objective::$variant),+].len()] = [$(Objective::$variant),+];
+            pub const ALL: [Objective; [$($(Objective::$variant,)+)+].len()] =
+                [$($(Objective::$variant,)+)+];
 
             /// The name used on command lines, in result files and checkpoints.
             pub fn name(self) -> &'static str {
                 match self {
-                    $(Objective::$variant => <$module::$kind as ObjectiveKind>::NAME,)+
+                    $($(Objective::$variant => <$module::$kind as ObjectiveKind>::NAME,)+)+
                 }
             }
 
@@ -272,7 +276,7 @@ macro_rules! objectives {
             /// on MNIST and 1/8 on OMNIGLOT; REINFORCE uses none and stores 1/7).
             pub fn paper_tau(self, omniglot: bool) -> f64 {
                 match self {
-                    $(Objective::$variant => <$module::$kind as ObjectiveKind>::paper_tau(omniglot),)+
+                    $($(Objective::$variant => <$module::$kind as ObjectiveKind>::paper_tau(omniglot),)+)+
                 }
             }
 
@@ -286,39 +290,43 @@ macro_rules! objectives {
                 init: &mut StreamRng,
             ) -> Result<Box<dyn TrainingObjective>> {
                 match self {
-                    $(Objective::$variant => <$module::$kind as ObjectiveKind>::build(config, init),)+
+                    $($(Objective::$variant => <$module::$kind as ObjectiveKind>::build(config, init),)+)+
                 }
             }
 
             /// The registered names, in the order of [`Objective::ALL`].
             const NAMES: &'static [&'static str] =
-                &[$(<$module::$kind as ObjectiveKind>::NAME),+];
+                &[$($(<$module::$kind as ObjectiveKind>::NAME,)+)+];
 
             fn aliases(self) -> &'static [&'static str] {
                 match self {
-                    $(Objective::$variant => <$module::$kind as ObjectiveKind>::ALIASES,)+
+                    $($(Objective::$variant => <$module::$kind as ObjectiveKind>::ALIASES,)+)+
                 }
             }
         }
     };
 }
 
-pub mod iw_relaxed;
-pub mod reinforce;
-pub mod smoothed;
-
+// The registered objectives, in the order of GB Table 1 (REINFORCE last): one entry per
+// module, `module { /// doc  Variant => KindType, }`.
 objectives! {
-    /// dVAE: spike-and-exponential smoothing; closed-form KL for L = 1, Rolfe's estimator for
-    /// L = 2 (docs/algorithms.md §3).
-    Dvae => smoothed::DvaeKind,
-    /// dVAE++: overlapping-exponential smoothing; KL with `ν1 = q(z1 = 1|ζ1, x)` for L = 2
-    /// (docs/algorithms.md §4).
-    DvaePp => smoothed::DvaePpKind,
-    /// GumBolt (GB Eq. 9).
-    GumBolt => iw_relaxed::IwRelaxed,
-    /// REINFORCE on the discrete objective with NVIL (k = 1) or VIMCO (k > 1) variance
-    /// reduction (docs/algorithms.md §6).
-    Reinforce => reinforce::ReinforceObjective,
+    smoothed {
+        /// dVAE: spike-and-exponential smoothing; closed-form KL for L = 1, Rolfe's estimator
+        /// for L = 2 (docs/algorithms.md §3).
+        Dvae => DvaeKind,
+        /// dVAE++: overlapping-exponential smoothing; KL with `ν1 = q(z1 = 1|ζ1, x)` for L = 2
+        /// (docs/algorithms.md §4).
+        DvaePp => DvaePpKind,
+    },
+    iw_relaxed {
+        /// GumBolt (GB Eq. 9).
+        GumBolt => IwRelaxed,
+    },
+    reinforce {
+        /// REINFORCE on the discrete objective with NVIL (k = 1) or VIMCO (k > 1) variance
+        /// reduction (docs/algorithms.md §6).
+        Reinforce => ReinforceObjective,
+    },
 }
 
 pub use iw_relaxed::IwRelaxed;
