@@ -177,9 +177,9 @@ impl PathwiseEstimator for GumbelRelaxation {
 /// form wherever a result is compared with a relaxed sample built from the same ρ (docs/algorithms.md
 /// §8 T3).
 ///
-/// Its pathwise gradient is zero almost everywhere, so [`PathwiseEstimator::logits_grad_into`]
-/// writes zeros; a model trained through discrete samples needs a score-function estimator
-/// instead.
+/// It has no useful pathwise gradient (zero almost everywhere), so it is only a
+/// [`GradientEstimator`]: a model trained through discrete samples needs a score-function
+/// estimator instead ([`crate::Reinforce`]).
 ///
 /// ```
 /// use gumbolt_core::{GradientEstimator, Mat};
@@ -210,14 +210,6 @@ impl GradientEstimator for Discrete {
         {
             *o = if l + noise_logit(r) > 0.0 { 1.0 } else { 0.0 };
         }
-    }
-}
-
-impl PathwiseEstimator for Discrete {
-    /// Writes zeros (the derivative of a step function, almost everywhere).
-    fn logits_grad_into(&self, grad: PathwiseGrad<'_>, out: &mut Mat) {
-        ensure_shape(out, grad.logits.nrows(), grad.logits.ncols());
-        out.fill(0.0);
     }
 }
 
@@ -354,18 +346,6 @@ mod tests {
             let se = (p * (1.0 - p) / n as f64).sqrt();
             assert!((freq - p).abs() < 5.0 * se, "l = {lj}: {freq} vs {p}");
         }
-        let mut g = Mat::from_element(1, 1, 7.0);
-        Discrete.logits_grad_into(
-            PathwiseGrad {
-                logits: &l,
-                noise: &rho,
-                sample: &z,
-                grad_sample: &z,
-            },
-            &mut g,
-        );
-        assert_eq!(g.shape(), l.shape());
-        assert!(g.iter().all(|&v| v == 0.0));
     }
 
     #[test]
