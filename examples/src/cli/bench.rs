@@ -188,6 +188,7 @@ fn model_error(e: ModelError) -> anyhow::Error {
         ModelError::InvalidConfig { name, reason } => {
             usage_error(SUB, format!("invalid value for {name}: {reason}"))
         }
+        ModelError::Objective(e) => usage_error(SUB, e.to_string()),
         e => anyhow::Error::new(e),
     }
 }

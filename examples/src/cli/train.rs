@@ -421,6 +421,7 @@ fn config_error(e: TrainError) -> anyhow::Error {
             SUB,
             format!("invalid value for {}: {reason}", option_for(name)),
         ),
+        TrainError::Model(ModelError::Objective(e)) => usage_error(SUB, e.to_string()),
         e => anyhow::Error::new(e),
     }
 }
