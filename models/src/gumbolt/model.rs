@@ -519,6 +519,18 @@ impl Networks for ScratchBuffers<'_> {
 /// Per-thread buffers of evaluation ([`GumBolt::estimate_log_likelihood`]): the forward pass's
 /// workspace and the networks' activations, so that threads share one model by reference
 /// (docs/algorithms.md §2.4). Empty by default; sized on first use and reused.
+///
+/// ```
+/// use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Scratch, Structure};
+/// let mut config = GumBoltConfig::new(Structure::Linear);
+/// (config.pixels, config.latent_units) = (4, 3);
+/// let model = GumBolt::nw(config, &[0.5; 4]).unwrap();
+/// let x = gumbolt_core::Mat::from_element(2, 4, 1.0);
+/// let mut rng = gumbolt_core::rng::root_rng(1);
+/// let mut scratch = Scratch::default(); // one per thread; the model is shared
+/// let est = model.estimate_log_likelihood(&x, 8, 4, 0.0, &mut rng, &mut scratch).unwrap();
+/// assert_eq!((est.log_px.len(), est.samples), (2, 8));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     ws: Workspace,

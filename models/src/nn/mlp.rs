@@ -155,7 +155,16 @@ impl Buffers {
 
 /// Per-thread buffers of inference passes through an [`Mlp`] shared by reference
 /// ([`Mlp::infer`], [`Mlp::infer_buffered`]): evaluation threads each own one instead of a copy
-/// of the network. Empty by default; sized on first use.
+/// of the network (docs/algorithms.md §2.4). Empty by default; sized on first use.
+///
+/// ```
+/// use gumbolt_models::nn::{MlpConfig, MlpScratch, Mode};
+/// let mut net = MlpConfig::new(3, [4], 2).build(&mut gumbolt_core::rng::root_rng(1)).unwrap();
+/// let x = gumbolt_core::Mat::from_element(5, 3, 0.5);
+/// let mut scratch = MlpScratch::default();
+/// let y = net.infer(&x, &mut scratch).clone();
+/// assert_eq!(&y, net.forward(&x, Mode::Inference));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MlpScratch {
     buf: Buffers,

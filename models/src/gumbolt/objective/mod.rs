@@ -148,6 +148,15 @@ impl TrainingPass<'_> {
 /// The provided methods describe how the k log-weights combine (default: importance weighted,
 /// GB Eq. 9) and any state of the objective's own (networks, running statistics) that the
 /// optimiser trains and checkpoints store.
+///
+/// ```
+/// use gumbolt_models::gumbolt::{GumBoltConfig, IwRelaxed, Objective, Structure};
+/// let config = GumBoltConfig::new(Structure::Nonlinear);
+/// let mut init = gumbolt_core::rng::root_rng(0);
+/// let mut objective = Objective::GumBolt.build(&config, &mut init).unwrap();
+/// assert_eq!(objective.downcast_ref::<IwRelaxed>().unwrap().tau(), config.tau);
+/// assert!(objective.networks_mut().is_empty() && objective.state().is_none());
+/// ```
 pub trait TrainingObjective: Any + dyn_clone::DynClone + std::fmt::Debug + Send + Sync {
     /// Draws the training samples from the encoder logits and uniform noise (relaxed,
     /// smoothed or discrete).

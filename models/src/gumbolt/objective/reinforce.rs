@@ -78,6 +78,18 @@ impl Nvil {
 ///
 /// The `β` term is the direct dependence of `f` on the logits through `−β log q` (zero in
 /// expectation).
+///
+/// ```
+/// use gumbolt_models::gumbolt::{GumBoltConfig, Objective, ReinforceObjective, Structure};
+/// let mut init = gumbolt_core::rng::root_rng(0);
+/// let nvil = GumBoltConfig::new(Structure::Nonlinear).with_objective(Objective::Reinforce);
+/// let mut o = Objective::Reinforce.build(&nvil, &mut init).unwrap();
+/// assert_eq!(o.networks_mut()[0].0, "nvil"); // C_ψ, trained and checkpointed with the model
+/// let vimco = nvil.with_k(5);
+/// let o = Objective::Reinforce.build(&vimco, &mut init).unwrap();
+/// assert!(o.downcast_ref::<ReinforceObjective>().unwrap().baseline().is_none());
+/// assert!(ReinforceObjective::vimco(1).is_err());
+/// ```
 #[derive(Debug, Clone)]
 pub struct ReinforceObjective {
     /// NVIL's baseline (k = 1); VIMCO needs none.
