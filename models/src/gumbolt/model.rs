@@ -538,6 +538,18 @@ pub struct Scratch {
     decoder: MlpScratch,
 }
 
+impl Scratch {
+    /// The logits of every stochastic layer in the last pass run on these buffers.
+    pub fn last_logits(&self) -> &[Mat] {
+        &self.ws.logits
+    }
+
+    /// The samples of every stochastic layer in the last pass run on these buffers.
+    pub fn last_samples(&self) -> &[Mat] {
+        &self.ws.zeta
+    }
+}
+
 impl<P: TrainablePrior, Q: Posterior, N: Networks> Forward<'_, P, Q, N> {
     /// The forward pass of docs/algorithms.md §2.1 for `x: [B, D]` with `k = N/B` samples per image:
     /// fills the workspace (logits, samples, `log p(x|ζ)`, `−E(ζ)`, `log q̌`, `log w`) and, when
@@ -1143,22 +1155,29 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// Per image, the discrete objective `L_k = logsumexp_i log w_i − log k − log Ẑ` (GB Eq. 5)
     /// at τ = 0 for the given noise (`k = N/B`): `z = 1[l + logit ρ > 0]`, layer 2 fed the
     /// binary z1, batch norm in inference mode, β = 1 (docs/algorithms.md §2.4). `log_z` is the
-    /// caller's estimate of `log Z` (AIS, PT, or exact).
+    /// caller's estimate of `log Z` (AIS, PT, or exact). The pass runs on `scratch` (its
+    /// samples and logits stay readable there).
     ///
     /// # Errors
     /// [`ModelError::Shape`] for a batch or noise of the wrong shape.
-    pub fn discrete_objective(&mut self, x: &Mat, noise: &Noise, log_z: f64) -> Result<Vec<f64>> {
+    pub fn discrete_objective(
+        &self,
+        x: &Mat,
+        noise: &Noise,
+        log_z: f64,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<f64>> {
         self.check_batch(x, "GumBolt::discrete_objective")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::discrete_objective")?;
-        self.split().0.run(
+        self.with_scratch(scratch).run(
             x,
             &noise.layers,
             k,
             Pass::eval(&Discrete),
             &mut Clock::off(),
         );
-        Ok(group_objectives(&mut self.ws, &ImportanceWeighted)
+        Ok(group_objectives(&mut scratch.ws, &ImportanceWeighted)
             .into_iter()
             .map(|v| v - log_z)
             .collect())
@@ -1172,20 +1191,20 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// [`ModelError::Estimator`] for an invalid `tau`; [`ModelError::Shape`] as
     /// [`GumBolt::discrete_objective`].
     pub fn relaxed_objective(
-        &mut self,
+        &self,
         x: &Mat,
         noise: &Noise,
         tau: f64,
         log_z: f64,
+        scratch: &mut Scratch,
     ) -> Result<Vec<f64>> {
         let relax = GumbelRelaxation::new(tau)?;
         self.check_batch(x, "GumBolt::relaxed_objective")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::relaxed_objective")?;
-        self.split()
-            .0
+        self.with_scratch(scratch)
             .run(x, &noise.layers, k, Pass::eval(&relax), &mut Clock::off());
-        Ok(group_objectives(&mut self.ws, &ImportanceWeighted)
+        Ok(group_objectives(&mut scratch.ws, &ImportanceWeighted)
             .into_iter()
             .map(|v| v - log_z)
             .collect())
@@ -1197,17 +1216,18 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// # Errors
     /// As [`GumBolt::discrete_objective`].
     pub fn monitor<R: Rng + ?Sized>(
-        &mut self,
+        &self,
         x: &Mat,
         k: usize,
         log_z: f64,
         rng: &mut R,
+        scratch: &mut Scratch,
     ) -> Result<Objectives> {
         ensure(k >= 1, "k", || "must be at least 1".into())?;
         let noise = self.draw_noise(rng, x.nrows() * k);
         let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
-        let relaxed = mean(self.relaxed_objective(x, &noise, self.config.tau, log_z)?);
-        let discrete = mean(self.discrete_objective(x, &noise, log_z)?);
+        let relaxed = mean(self.relaxed_objective(x, &noise, self.config.tau, log_z, scratch)?);
+        let discrete = mean(self.discrete_objective(x, &noise, log_z, scratch)?);
         Ok(Objectives { relaxed, discrete })
     }
 

@@ -282,11 +282,14 @@ fn t3_relaxed_objective_equals_discrete_at_tiny_temperature() {
         let x = binary(b, d, 70 + ci as u64);
         let noise = m.draw_noise(&mut root_rng(80 + ci as u64), b * k);
         let log_z = 3.25;
-        let f = m.relaxed_objective(&x, &noise, 1e-4, log_z).unwrap();
-        let zeta: Vec<Mat> = m.last_samples().to_vec();
-        let l = m.discrete_objective(&x, &noise, log_z).unwrap();
-        let z: Vec<Mat> = m.last_samples().to_vec();
-        let logits: Vec<Mat> = m.last_logits().to_vec();
+        let mut s = Scratch::default();
+        let f = m
+            .relaxed_objective(&x, &noise, 1e-4, log_z, &mut s)
+            .unwrap();
+        let zeta: Vec<Mat> = s.last_samples().to_vec();
+        let l = m.discrete_objective(&x, &noise, log_z, &mut s).unwrap();
+        let z: Vec<Mat> = s.last_samples().to_vec();
+        let logits: Vec<Mat> = s.last_logits().to_vec();
         let mut checked = 0;
         for bi in 0..b {
             let near_boundary = (bi * k..(bi + 1) * k).any(|r| {
@@ -407,7 +410,9 @@ fn discrete_bounds_increase_with_k_towards_log_likelihood() {
     let mut stats = Vec::new();
     for k in [1usize, 2, 4, 8] {
         let noise = m.draw_noise(&mut rng, b * draws * k);
-        let v = m.discrete_objective(&x_big, &noise, log_z).unwrap();
+        let v = m
+            .discrete_objective(&x_big, &noise, log_z, &mut Scratch::default())
+            .unwrap();
         let per_image: Vec<(f64, f64)> = (0..b)
             .map(|bi| {
                 let s = &v[bi * draws..(bi + 1) * draws];
@@ -544,7 +549,8 @@ fn configuration_and_shape_errors() {
     ));
     let noise = Noise::draw(&mut root_rng(3), 6, 1, 4);
     assert!(matches!(
-        m.relaxed_objective(&x, &noise, -1.0, 0.0).unwrap_err(),
+        m.relaxed_objective(&x, &noise, -1.0, 0.0, &mut Scratch::default())
+            .unwrap_err(),
         ModelError::Estimator(_)
     ));
     assert!(
@@ -599,7 +605,9 @@ fn pcd_model_trains_and_monitors_on_mnist_smoke() {
     // Monitoring objectives at τ = 1/7 and τ = 0 are finite and close to each other.
     let x = data.valid.gather(&(0..50).collect::<Vec<_>>());
     let log_z = 200.0 * 2f64.ln(); // a placeholder: both objectives subtract the same value
-    let o = m.monitor(&x, 5, log_z, &mut root_rng(6)).unwrap();
+    let o = m
+        .monitor(&x, 5, log_z, &mut root_rng(6), &mut Scratch::default())
+        .unwrap();
     assert!(o.relaxed.is_finite() && o.discrete.is_finite());
 }
 

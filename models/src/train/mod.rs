@@ -47,6 +47,7 @@ use crate::data::Dataset;
 use crate::eval::{LogZ, LogZConfig, estimate_log_z};
 use crate::gumbolt::{
     ExactPartitionGradient, GumBolt, GumBoltConfig, LossParts, ModelError, SampledPartition,
+    Scratch,
 };
 
 pub use order::EpochOrder;
@@ -849,20 +850,23 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
         let cfg = self.config.monitor.clone();
         let log_z: LogZ = estimate_log_z(self.model.prior(), &cfg.log_z, &mut |_| {})?;
         let mut rngs = gumbolt_core::rng::streams(cfg.seed, 2).into_iter();
+        let mut scratch = Scratch::default();
         let train = objectives(
-            &mut self.model,
+            &self.model,
             &self.monitor_train,
             &cfg,
             log_z.value,
             &mut rngs.next().expect("two streams"),
+            &mut scratch,
         )?;
         let valid = match &self.monitor_valid {
             Some(v) => Some(objectives(
-                &mut self.model,
+                &self.model,
                 v,
                 &cfg,
                 log_z.value,
                 &mut rngs.next().expect("two streams"),
+                &mut scratch,
             )?),
             None => None,
         };
@@ -1051,11 +1055,12 @@ fn take_order(
 
 /// Mean `(F_k, L_k)` over the rows of `x`, in passes of `images_per_pass` images.
 fn objectives<P: GumBoltPrior, G: CheckpointPartition<P>>(
-    model: &mut GumBolt<P, G>,
+    model: &GumBolt<P, G>,
     x: &Mat,
     cfg: &MonitorConfig,
     log_z: f64,
     rng: &mut StreamRng,
+    scratch: &mut Scratch,
 ) -> Result<(f64, f64), ModelError> {
     let n = x.nrows();
     let (mut f, mut l) = (0.0, 0.0);
@@ -1063,7 +1068,7 @@ fn objectives<P: GumBoltPrior, G: CheckpointPartition<P>>(
     while start < n {
         let len = cfg.images_per_pass.min(n - start);
         let xb = x.rows(start, len).clone_owned();
-        let o = model.monitor(&xb, cfg.k, log_z, rng)?;
+        let o = model.monitor(&xb, cfg.k, log_z, rng, scratch)?;
         f += o.relaxed * len as f64;
         l += o.discrete * len as f64;
         start += len;

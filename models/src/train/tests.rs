@@ -530,24 +530,25 @@ fn monitoring_records_match_direct_objectives_and_serialise() {
     assert_eq!(last.log_z_method, "exact");
     assert!(recs[0].mean_loss.is_none() && last.mean_loss.is_some() && last.sec_per_iter.is_some());
     // The record equals the objectives computed directly with the same noise and log Z.
-    let mut m = t.model().clone();
+    let m = t.model().clone();
+    let mut sc = crate::gumbolt::Scratch::default();
     let log_z = m.prior().log_partition().unwrap();
     assert_eq!(last.log_z, log_z);
     let x = data.gather(&spread(40, 7));
     let mut rng = gumbolt_core::rng::streams(1, 2).remove(0);
     let noise6: Noise = m.draw_noise(&mut rng, 6 * 3);
     let f = m
-        .relaxed_objective(&x.rows(0, 6).clone_owned(), &noise6, 0.5, log_z)
+        .relaxed_objective(&x.rows(0, 6).clone_owned(), &noise6, 0.5, log_z, &mut sc)
         .unwrap();
     let l = m
-        .discrete_objective(&x.rows(0, 6).clone_owned(), &noise6, log_z)
+        .discrete_objective(&x.rows(0, 6).clone_owned(), &noise6, log_z, &mut sc)
         .unwrap();
     let noise1 = m.draw_noise(&mut rng, 3);
     let f1 = m
-        .relaxed_objective(&x.rows(6, 1).clone_owned(), &noise1, 0.5, log_z)
+        .relaxed_objective(&x.rows(6, 1).clone_owned(), &noise1, 0.5, log_z, &mut sc)
         .unwrap();
     let l1 = m
-        .discrete_objective(&x.rows(6, 1).clone_owned(), &noise1, log_z)
+        .discrete_objective(&x.rows(6, 1).clone_owned(), &noise1, log_z, &mut sc)
         .unwrap();
     let fm = (f.iter().sum::<f64>() + f1[0]) / 7.0;
     let lm = (l.iter().sum::<f64>() + l1[0]) / 7.0;
