@@ -205,6 +205,7 @@ impl TrainingObjective for ReinforceObjective {
         let signal_of = |coef: f64| -((coef as f32) as f64);
         let mut mse = 0.0;
         if let Some(nv) = &mut self.nvil {
+            debug_assert_eq!(k, 1, "NVIL's baseline is for one sample per image");
             let c = nv.net.forward(&ws.xc, Mode::Train);
             nv.last_baseline.clear();
             nv.last_baseline.extend(c.iter().map(|&v| v as f64));
