@@ -8,7 +8,7 @@
 //!   GB Eqs. 3, 7) and its capabilities (ζ-gradient, parameters, exact `log Z`, Gibbs
 //!   conditionals).
 //! - [`sampler`]: [`Sampler`] and [`LogPartitionEstimator`].
-//! - [`posterior`]: [`Posterior`] and [`GradientEstimator`].
+//! - [`posterior`]: [`Posterior`], [`GradientEstimator`] and its pathwise and score-function capabilities.
 //! - [`numerics`]: stable `softplus`, `log_sigmoid`, `logit`, `log_sum_exp`, vectorised
 //!   sigmoid/exp kernels.
 //! - [`linalg`]: GEMM helpers that always reach `matrixmultiply` (never nalgebra's slow
@@ -33,7 +33,10 @@ pub mod rng;
 pub mod sampler;
 
 pub use error::{CoreError, Result};
-pub use posterior::{EstimatorGrad, GradientEstimator, Posterior};
+pub use posterior::{
+    GradientEstimator, PathwiseEstimator, PathwiseGrad, Posterior, ScoreFunctionEstimator,
+    ScoreGrad,
+};
 pub use prior::{
     Block, BlockConditionals, ColourConditionals, EnergyGradient, EnergyParamGradient,
     ExactPartition, Parametric, Prior, PriorExt, SiteConditionals,

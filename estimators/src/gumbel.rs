@@ -1,7 +1,7 @@
 //! The Gumbel (Concrete) relaxation of binary units and its τ = 0 limit (GB §2.2, Eq. 2).
 
 use gumbolt_core::numerics::exp_approx;
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+use gumbolt_core::{GradientEstimator, Mat, PathwiseEstimator, PathwiseGrad};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EstimatorError, Result};
@@ -53,7 +53,7 @@ fn check_shapes(logits: &Mat, noise: &Mat, what: &str) {
 /// `z = H(l + σ⁻¹(ρ))` of [`Discrete`]. GumBolt trains with τ = 1/7 (GB §5.1).
 ///
 /// The backward pass is pathwise: `∂loss/∂l = ∂loss/∂ζ · ∂ζ/∂l` with `∂ζ/∂l = ζ(1−ζ)/τ`
-/// (docs/algorithms.md §2.2). It needs [`EstimatorGrad::grad_sample`]; the direct dependence of a loss
+/// (docs/algorithms.md §2.2). It needs [`PathwiseGrad::grad_sample`]; the direct dependence of a loss
 /// on `l` at fixed ζ (e.g. through `log q̌(ζ|l)`, GB Eq. 9) is the caller's to add (see
 /// [`crate::BernoulliPosterior`]'s score).
 ///
@@ -142,15 +142,15 @@ impl GradientEstimator for GumbelRelaxation {
             *o = 1.0 / (1.0 + exp_approx(-y));
         }
     }
+}
 
+impl PathwiseEstimator for GumbelRelaxation {
     /// `out = ∂loss/∂ζ ⊙ ζ(1−ζ)/τ` (docs/algorithms.md §2.2).
     ///
     /// # Panics
-    /// If `grad.grad_sample` is `None` (a pathwise estimator needs `∂loss/∂ζ`) or shapes differ.
-    fn logits_grad_into(&self, grad: EstimatorGrad<'_>, out: &mut Mat) {
-        let g = grad
-            .grad_sample
-            .expect("GumbelRelaxation::logits_grad_into needs grad_sample (∂loss/∂ζ)");
+    /// If shapes differ.
+    fn logits_grad_into(&self, grad: PathwiseGrad<'_>, out: &mut Mat) {
+        let g = grad.grad_sample;
         assert_eq!(
             g.shape(),
             grad.sample.shape(),
@@ -177,9 +177,9 @@ impl GradientEstimator for GumbelRelaxation {
 /// form wherever a result is compared with a relaxed sample built from the same ρ (docs/algorithms.md
 /// §8 T3).
 ///
-/// Its pathwise gradient is zero almost everywhere, so [`GradientEstimator::logits_grad_into`]
-/// writes zeros; a model trained through discrete samples needs a score-function estimator
-/// instead.
+/// It has no useful pathwise gradient (zero almost everywhere), so it is only a
+/// [`GradientEstimator`]: a model trained through discrete samples needs a score-function
+/// estimator instead ([`crate::Reinforce`]).
 ///
 /// ```
 /// use gumbolt_core::{GradientEstimator, Mat};
@@ -210,12 +210,6 @@ impl GradientEstimator for Discrete {
         {
             *o = if l + noise_logit(r) > 0.0 { 1.0 } else { 0.0 };
         }
-    }
-
-    /// Writes zeros (the derivative of a step function, almost everywhere).
-    fn logits_grad_into(&self, grad: EstimatorGrad<'_>, out: &mut Mat) {
-        ensure_shape(out, grad.logits.nrows(), grad.logits.ncols());
-        out.fill(0.0);
     }
 }
 
@@ -270,12 +264,11 @@ mod tests {
             relax.sample_into(&l, &rho, &mut z);
             let mut dl = Mat::zeros(0, 0);
             relax.logits_grad_into(
-                EstimatorGrad {
+                PathwiseGrad {
                     logits: &l,
                     noise: &rho,
                     sample: &z,
-                    grad_sample: Some(&c),
-                    learning_signal: None,
+                    grad_sample: &c,
                 },
                 &mut dl,
             );
@@ -353,19 +346,6 @@ mod tests {
             let se = (p * (1.0 - p) / n as f64).sqrt();
             assert!((freq - p).abs() < 5.0 * se, "l = {lj}: {freq} vs {p}");
         }
-        let mut g = Mat::from_element(1, 1, 7.0);
-        Discrete.logits_grad_into(
-            EstimatorGrad {
-                logits: &l,
-                noise: &rho,
-                sample: &z,
-                grad_sample: None,
-                learning_signal: None,
-            },
-            &mut g,
-        );
-        assert_eq!(g.shape(), l.shape());
-        assert!(g.iter().all(|&v| v == 0.0));
     }
 
     #[test]

@@ -7,12 +7,12 @@
 //! | item | what | core trait |
 //! |---|---|---|
 //! | [`BernoulliPosterior`] | factorial Bernoulli layer: `log q(z|l) = Σ[z·l − softplus(l)]`, score `z − σ(l)`; at relaxed ζ the same formula is GumBolt's `log q̌(ζ|x)` (GB text after Eq. 8) | [`Posterior`](gumbolt_core::Posterior) |
-//! | [`GumbelRelaxation`] | `ζ = σ((l + logit ρ)/τ)` (GB Eq. 2), pathwise backward `∂ζ/∂l = ζ(1−ζ)/τ` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`GumbelRelaxation`] | `ζ = σ((l + logit ρ)/τ)` (GB Eq. 2), pathwise backward `∂ζ/∂l = ζ(1−ζ)/τ` | [`PathwiseEstimator`](gumbolt_core::PathwiseEstimator) |
 //! | [`BinaryConcrete`] | the true density and CDF of the relaxation (Maddison et al. 2017), `q(ζ|l,τ)`, needed to evaluate GB Eq. 8 | — |
 //! | [`Discrete`] | the τ = 0 limit, `z = 1[l + logit ρ > 0]` (GB §2.2, Gumbel form), used at evaluation | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
-//! | [`SpikeAndExp`] | dVAE's spike-and-exponential smoothing (Rolfe 2016; docs/algorithms.md §3): inverse CDF and pathwise `∂ζ/∂l` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
-//! | [`OverlappingExp`] | dVAE++'s overlapping exponentials (Vahdat et al. 2018; docs/algorithms.md §4): stable mixture inverse CDF, implicit `∂ζ/∂l` | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
-//! | [`Reinforce`], [`NvilBaseline`], [`vimco_signals`] | score-function gradients with NVIL centring (k = 1) and VIMCO leave-one-out signals (k > 1) (docs/algorithms.md §6) | [`GradientEstimator`](gumbolt_core::GradientEstimator) |
+//! | [`SpikeAndExp`] | dVAE's spike-and-exponential smoothing (Rolfe 2016; docs/algorithms.md §3): inverse CDF and pathwise `∂ζ/∂l` | [`PathwiseEstimator`](gumbolt_core::PathwiseEstimator) |
+//! | [`OverlappingExp`] | dVAE++'s overlapping exponentials (Vahdat et al. 2018; docs/algorithms.md §4): stable mixture inverse CDF, implicit `∂ζ/∂l` | [`PathwiseEstimator`](gumbolt_core::PathwiseEstimator) |
+//! | [`Reinforce`], [`NvilBaseline`], [`vimco_signals`] | score-function gradients with NVIL centring (k = 1) and VIMCO leave-one-out signals (k > 1) (docs/algorithms.md §6) | [`ScoreFunctionEstimator`](gumbolt_core::ScoreFunctionEstimator) |
 //!
 //! Matrices are `[N, n]` f32 (rows are samples, columns units); per-row log-probabilities
 //! are accumulated in f64. Uniform noise ρ is clamped to `[1e-6, 1 − 1e-6]` before `logit`

@@ -2,7 +2,7 @@
 //! docs/algorithms.md §4).
 
 use gumbolt_core::numerics::sigmoid;
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+use gumbolt_core::{GradientEstimator, Mat, PathwiseEstimator, PathwiseGrad};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EstimatorError, Result};
@@ -152,13 +152,15 @@ impl GradientEstimator for OverlappingExp {
             self.sample_f64(l, r)
         });
     }
+}
 
+impl PathwiseEstimator for OverlappingExp {
     /// `out = ∂loss/∂ζ ⊙ ∂ζ/∂l` with `∂ζ/∂l` from [`OverlappingExp::dzeta_dlogit`] at
     /// `(grad.logits, grad.noise)`.
     ///
     /// # Panics
-    /// If `grad.grad_sample` is `None` or shapes differ.
-    fn logits_grad_into(&self, grad: EstimatorGrad<'_>, out: &mut Mat) {
+    /// If shapes differ.
+    fn logits_grad_into(&self, grad: PathwiseGrad<'_>, out: &mut Mat) {
         pathwise_grad(grad, out, "OverlappingExp::logits_grad_into", |l, r| {
             self.dzeta_dlogit(l, r)
         });
@@ -260,12 +262,11 @@ mod tests {
         s.sample_into(&l, &rho, &mut z);
         let mut dl = Mat::zeros(0, 0);
         s.logits_grad_into(
-            EstimatorGrad {
+            PathwiseGrad {
                 logits: &l,
                 noise: &rho,
                 sample: &z,
-                grad_sample: Some(&c),
-                learning_signal: None,
+                grad_sample: &c,
             },
             &mut dl,
         );

@@ -31,14 +31,14 @@ use gumbolt_core::numerics::{sigmoid_approx as sigmoid_f32, softplus_approx as s
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BernoulliPosterior;
 
-impl BernoulliPosterior {
+impl Posterior for BernoulliPosterior {
     /// Adds `Σ_i [z_i·l_i − softplus(l_i)]` of every row to `out` (instead of overwriting it):
     /// the log-probabilities of the layers of a hierarchical posterior add up
     /// (`log q(z1, z2|x) = log q(z1|x) + log q(z2|z1, x)`, GB §5.1).
     ///
     /// # Panics
     /// If `logits` and `z` differ in shape or `out` does not have one entry per row.
-    pub fn accumulate_log_prob(&self, logits: &Mat, z: &Mat, out: &mut [f64]) {
+    fn accumulate_log_prob(&self, logits: &Mat, z: &Mat, out: &mut [f64]) {
         assert_eq!(
             logits.shape(),
             z.shape(),
@@ -67,17 +67,6 @@ impl BernoulliPosterior {
                 *o += a as f64;
             }
         }
-    }
-}
-
-impl Posterior for BernoulliPosterior {
-    /// Writes `log q(z|l) = Σ_i [z_i·l_i − softplus(l_i)]` of every row into `out`.
-    ///
-    /// # Panics
-    /// As [`BernoulliPosterior::accumulate_log_prob`].
-    fn log_prob_into(&self, logits: &Mat, z: &Mat, out: &mut [f64]) {
-        out.fill(0.0);
-        self.accumulate_log_prob(logits, z, out);
     }
 
     /// Writes the score `z − σ(l)` into `out` (reshaped to the shape of `logits`).

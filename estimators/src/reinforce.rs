@@ -18,19 +18,19 @@
 //! | [`vimco_signals`] | VIMCO's leave-one-out signals `L̂ − L̂_{−j}` and normalised weights `w̃_j` for k samples of one data point |
 
 use crate::EstimatorError;
-use gumbolt_core::numerics::sigmoid;
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+use gumbolt_core::{GradientEstimator, Mat, Posterior, ScoreFunctionEstimator, ScoreGrad};
 use serde::{Deserialize, Serialize};
 
-use crate::gumbel::{Discrete, ensure_shape};
+use crate::BernoulliPosterior;
+use crate::gumbel::Discrete;
 
 /// The score-function (REINFORCE) estimator for a Bernoulli layer (docs/algorithms.md §6).
 ///
 /// * [`GradientEstimator::sample_into`] draws the discrete sample exactly as [`Discrete`]:
 ///   `z = 1[l + logit ρ > 0]`, so `P(z = 1) = σ(l)`.
-/// * [`GradientEstimator::logits_grad_into`] writes, for row r and unit i,
+/// * [`ScoreFunctionEstimator::logits_grad_into`] writes, for row r and unit i,
 ///   `∂loss/∂l_{ri} = −s_r · (z_{ri} − σ(l_{ri}))`, where `s_r` is
-///   [`EstimatorGrad::learning_signal`]`[r]`.
+///   [`ScoreGrad::learning_signal`]`[r]`.
 ///
 /// **Sign convention.** The learning signal is an *objective* to maximise (the ELBO-like
 /// `ℓ = log p(x|z) − E(z) − log q(z|x)`, possibly centred by a baseline), while gradients in
@@ -44,7 +44,7 @@ use crate::gumbel::{Discrete, ensure_shape};
 /// caller's to add.
 ///
 /// ```
-/// use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+/// use gumbolt_core::{GradientEstimator, Mat, ScoreFunctionEstimator, ScoreGrad};
 /// use gumbolt_estimators::Reinforce;
 /// let l = Mat::from_row_slice(1, 2, &[0.0f32, 0.0]);
 /// let rho = Mat::from_row_slice(1, 2, &[0.6f32, 0.4]);
@@ -54,12 +54,10 @@ use crate::gumbel::{Discrete, ensure_shape};
 /// let mut g = Mat::zeros(1, 2);
 /// let signal = [2.0];
 /// Reinforce.logits_grad_into(
-///     EstimatorGrad {
+///     ScoreGrad {
 ///         logits: &l,
-///         noise: &rho,
 ///         sample: &z,
-///         grad_sample: None,
-///         learning_signal: Some(&signal),
+///         learning_signal: &signal,
 ///     },
 ///     &mut g,
 /// );
@@ -77,39 +75,33 @@ impl GradientEstimator for Reinforce {
     fn sample_into(&self, logits: &Mat, noise: &Mat, out: &mut Mat) {
         Discrete.sample_into(logits, noise, out);
     }
+}
 
+impl ScoreFunctionEstimator for Reinforce {
     /// `out[r, i] = −s_r · (z[r, i] − σ(l[r, i]))` with `s = grad.learning_signal` (the
-    /// gradient of the loss `−s`; see the type-level docs for the sign convention).
+    /// gradient of the loss `−s`; see the type-level docs for the sign convention). The score
+    /// is [`BernoulliPosterior`]'s ([`Posterior::score_into`]); the product is taken in f32.
     ///
     /// # Panics
     /// Passing the learning signal is a programming contract of score-function estimators, not
-    /// user input: this panics if `grad.learning_signal` is `None`, if its length differs from
-    /// the number of rows, or if `logits` and `sample` differ in shape.
-    fn logits_grad_into(&self, grad: EstimatorGrad<'_>, out: &mut Mat) {
+    /// user input: this panics if its length differs from the number of rows, or if `logits`
+    /// and `sample` differ in shape.
+    fn logits_grad_into(&self, grad: ScoreGrad<'_>, out: &mut Mat) {
         let signal = grad.learning_signal;
-        assert!(
-            signal.is_some(),
-            "Reinforce::logits_grad_into needs learning_signal (one value per row)"
-        );
-        let signal = signal.unwrap_or_default();
-        let (rows, cols) = grad.logits.shape();
-        assert_eq!(
-            grad.sample.shape(),
-            (rows, cols),
-            "Reinforce::logits_grad_into: logits and sample differ in shape"
-        );
+        let rows = grad.logits.nrows();
         assert_eq!(
             signal.len(),
             rows,
             "Reinforce::logits_grad_into: learning_signal must have one value per row"
         );
-        ensure_shape(out, rows, cols);
+        BernoulliPosterior.score_into(grad.logits, grad.sample, out);
         // Column-major storage: column j holds unit j of every row.
-        for j in 0..cols {
-            for (r, &s) in signal.iter().enumerate() {
-                let l = grad.logits[(r, j)] as f64;
-                let z = grad.sample[(r, j)] as f64;
-                out[(r, j)] = (-s * (z - sigmoid(l))) as f32;
+        if rows == 0 {
+            return;
+        }
+        for col in out.as_mut_slice().chunks_exact_mut(rows) {
+            for (v, &s) in col.iter_mut().zip(signal) {
+                *v *= (-s) as f32;
             }
         }
     }
@@ -362,6 +354,7 @@ pub fn vimco_signals(f: &[f64]) -> (Vec<f64>, Vec<f64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gumbolt_core::numerics::sigmoid;
     use gumbolt_core::rng::{fill_uniform, root_rng};
 
     const L: [f64; 3] = [0.4, -0.7, 1.1];
@@ -406,15 +399,13 @@ mod tests {
         (l, rho, z)
     }
 
-    fn backward(l: &Mat, rho: &Mat, z: &Mat, s: &[f64]) -> Mat {
+    fn backward(l: &Mat, _rho: &Mat, z: &Mat, s: &[f64]) -> Mat {
         let mut g = Mat::zeros(0, 0);
         Reinforce.logits_grad_into(
-            EstimatorGrad {
+            ScoreGrad {
                 logits: l,
-                noise: rho,
                 sample: z,
-                grad_sample: None,
-                learning_signal: Some(s),
+                learning_signal: s,
             },
             &mut g,
         );
@@ -537,17 +528,15 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "needs learning_signal")]
-    fn missing_signal_panics_with_a_clear_message() {
-        let (l, rho, z) = draw(2, 1);
+    #[should_panic(expected = "one value per row")]
+    fn short_signal_panics_with_a_clear_message() {
+        let (l, _, z) = draw(2, 1);
         let mut g = Mat::zeros(0, 0);
         Reinforce.logits_grad_into(
-            EstimatorGrad {
+            ScoreGrad {
                 logits: &l,
-                noise: &rho,
                 sample: &z,
-                grad_sample: None,
-                learning_signal: None,
+                learning_signal: &[1.0],
             },
             &mut g,
         );

@@ -2,7 +2,7 @@
 //! docs/algorithms.md §3).
 
 use gumbolt_core::numerics::sigmoid;
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+use gumbolt_core::{GradientEstimator, Mat, PathwiseEstimator, PathwiseGrad};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EstimatorError, Result};
@@ -53,14 +53,12 @@ pub(crate) fn map_logits_noise(
 
 /// `out = ∂loss/∂ζ ⊙ slope(l, ρ)` for a pathwise estimator.
 pub(crate) fn pathwise_grad(
-    grad: EstimatorGrad<'_>,
+    grad: PathwiseGrad<'_>,
     out: &mut Mat,
     what: &str,
     slope: impl Fn(f64, f64) -> f64,
 ) {
-    let g = grad
-        .grad_sample
-        .unwrap_or_else(|| panic!("{what} needs grad_sample (∂loss/∂ζ)"));
+    let g = grad.grad_sample;
     assert_eq!(
         g.shape(),
         grad.logits.shape(),
@@ -211,13 +209,15 @@ impl GradientEstimator for SpikeAndExp {
             self.sample_f64(l, r)
         });
     }
+}
 
+impl PathwiseEstimator for SpikeAndExp {
     /// `out = ∂loss/∂ζ ⊙ ∂ζ/∂l` with `∂ζ/∂l` from [`SpikeAndExp::dzeta_dlogit`] at
     /// `(grad.logits, grad.noise)`.
     ///
     /// # Panics
-    /// If `grad.grad_sample` is `None` or shapes differ.
-    fn logits_grad_into(&self, grad: EstimatorGrad<'_>, out: &mut Mat) {
+    /// If shapes differ.
+    fn logits_grad_into(&self, grad: PathwiseGrad<'_>, out: &mut Mat) {
         pathwise_grad(grad, out, "SpikeAndExp::logits_grad_into", |l, r| {
             self.dzeta_dlogit(l, r)
         });
@@ -363,12 +363,11 @@ pub(crate) mod tests {
         s.sample_into(&l, &rho, &mut z);
         let mut dl = Mat::zeros(0, 0);
         s.logits_grad_into(
-            EstimatorGrad {
+            PathwiseGrad {
                 logits: &l,
                 noise: &rho,
                 sample: &z,
-                grad_sample: Some(&c),
-                learning_signal: None,
+                grad_sample: &c,
             },
             &mut dl,
         );

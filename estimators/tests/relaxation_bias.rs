@@ -6,7 +6,7 @@
 //! exact gradient must fall as τ (Gumbel) or 1/β (spike-and-exponential, overlapping
 //! exponentials) falls.
 
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+use gumbolt_core::{Mat, PathwiseEstimator, PathwiseGrad};
 use gumbolt_estimators::{GumbelRelaxation, OverlappingExp, SpikeAndExp};
 
 /// Quadrature points over ρ ∈ (0, 1).
@@ -22,7 +22,7 @@ fn df(z: f64) -> f64 {
 }
 
 /// `E_ρ[f'(ζ) ∂ζ/∂l]` for the estimator at logit `l`.
-fn mean_pathwise_gradient(est: &dyn GradientEstimator, l: f32) -> f64 {
+fn mean_pathwise_gradient(est: &dyn PathwiseEstimator, l: f32) -> f64 {
     let logits = Mat::from_element(POINTS, 1, l);
     let noise = Mat::from_fn(POINTS, 1, |i, _| ((i as f64 + 0.5) / POINTS as f64) as f32);
     let mut zeta = Mat::zeros(0, 0);
@@ -30,12 +30,11 @@ fn mean_pathwise_gradient(est: &dyn GradientEstimator, l: f32) -> f64 {
     let g = zeta.map(|z| df(z as f64) as f32);
     let mut dl = Mat::zeros(0, 0);
     est.logits_grad_into(
-        EstimatorGrad {
+        PathwiseGrad {
             logits: &logits,
             noise: &noise,
             sample: &zeta,
-            grad_sample: Some(&g),
-            learning_signal: None,
+            grad_sample: &g,
         },
         &mut dl,
     );
@@ -53,7 +52,7 @@ fn exact_gradient(l: f32) -> f64 {
 fn check_shrinks(
     name: &str,
     temperatures: &[f64],
-    make: impl Fn(f64) -> Box<dyn GradientEstimator>,
+    make: impl Fn(f64) -> Box<dyn PathwiseEstimator>,
     final_tol: f64,
 ) {
     let logits = [-1.5f32, -0.3, 0.0, 0.8, 2.0];

@@ -6,9 +6,10 @@
 //!
 //! GumBolt trains on the importance-weighted objective of GB Eq. 9, `log (1/k) Σ_i w_i` over the
 //! k relaxed samples of an image. A relaxed objective is defined by how it combines the k
-//! log-weights `log w_i` of an image (a `SampleCombination`, models/src/gumbolt/combination.rs):
-//! the model back-propagates the combination's derivatives `∂objective/∂log w_i` through every
-//! sample. This example defines, entirely here, the relaxed ELBO averaged over the samples,
+//! log-weights `log w_i` of an image (a `SampleCombination`, models/src/gumbolt/combination.rs),
+//! plugged into GumBolt's relaxed objective (`IwRelaxed::with_combination`,
+//! models/src/gumbolt/objective/iw_relaxed.rs): the model back-propagates the combination's
+//! derivatives `∂objective/∂log w_i` through every sample. This example defines, entirely here, the relaxed ELBO averaged over the samples,
 //! `(1/k) Σ_i log w_i` (derivatives 1/k: no importance weighting), plugs it into the library's
 //! model, trains a `~` GumBolt on the bundled MNIST for a few hundred iterations and evaluates it
 //! with the library's evaluator, checking that
@@ -21,7 +22,10 @@
 
 use gumbolt_models::data::load_bundled_mnist;
 use gumbolt_models::eval::{EvalConfig, LogZConfig, estimate_log_z, evaluate};
-use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, GumBoltRbm, SampleCombination, Structure};
+use gumbolt_models::gumbolt::{
+    GumBolt, GumBoltConfig, GumBoltRbm, IwRelaxed, SampleCombination, Structure,
+};
+use gumbolt_models::train::TrainState;
 use gumbolt_samplers::PcdConfig;
 use std::sync::Arc;
 
@@ -66,7 +70,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = data.train.gather(&batch);
     let noise = model.draw_noise(&mut gumbolt_core::rng::root_rng(7), x.nrows() * K);
     let iw_loss = model.clone().loss_and_grad(&x, &noise, 1.0)?.loss;
-    model.set_combination(Arc::new(AveragedElbo));
+    let tau = model.config().tau;
+    model.set_objective(Box::new(
+        IwRelaxed::new(tau)?.with_combination(Arc::new(AveragedElbo)),
+    ));
     let elbo_loss = model.clone().loss_and_grad(&x, &noise, 1.0)?.loss;
     println!(
         "same noise, k = {K}: importance-weighted loss {iw_loss:.3}, averaged ELBO loss {elbo_loss:.3}"
@@ -77,12 +84,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let n = data.train.n();
+    let mut state = TrainState::new(model.config())?;
     let mut losses = Vec::with_capacity(ITERS as usize);
     for t in 0..ITERS {
         let idx: Vec<usize> = (0..100)
             .map(|i| (t as usize * 100 + i * 7919) % n)
             .collect();
-        let stats = model.train_step(&data.train.gather(&idx), t)?;
+        let stats = model.train_step(&data.train.gather(&idx), t, &mut state)?;
         assert!(
             stats.parts.loss.is_finite(),
             "iteration {t}: loss {}",

@@ -11,7 +11,7 @@
 //! Groups and benchmark ids:
 //!
 //! - `train_step`: `gumbolt_{nonlinear,nonlinear2}_k1`, `gumbolt_nonlinear_k20`, each also
-//!   with the suffix `_2threads` ([`GumBolt::set_threads`]`(2)`: the PCD negative phase beside
+//!   with the suffix `_2threads` ([`TrainState::set_threads`]`(2)`: the PCD negative phase beside
 //!   the networks, chain groups and large GEMMs split over two threads; results are
 //!   bit-identical);
 //! - `train_step_baselines`: the dVAE, dVAE++ and REINFORCE (NVIL) steps at nonlinear, k = 1,
@@ -42,7 +42,8 @@
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use gumbolt_core::Mat;
 use gumbolt_models::data::{Dataset, load_bundled_mnist};
-use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, GumBoltRbm, Objective, Structure};
+use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, GumBoltRbm, Objective, Scratch, Structure};
+use gumbolt_models::train::TrainState;
 use gumbolt_samplers::PcdConfig;
 use std::hint::black_box;
 use std::time::Duration;
@@ -134,18 +135,19 @@ impl Data {
     }
 }
 
-/// A model with the paper's PCD, after `WARMUP_STEPS` training steps.
-fn model(data: &Data, config: GumBoltConfig) -> GumBoltRbm {
+/// A model with the paper's PCD and its training state, after `WARMUP_STEPS` training steps.
+fn model(data: &Data, config: GumBoltConfig) -> (GumBoltRbm, TrainState) {
     let pcd = PcdConfig::default()
         .chains(PCD_CHAINS)
         .sweeps(PCD_SWEEPS)
         .seed(SEED ^ 0x5043_445F_5345_4544);
     let mut m = GumBolt::with_pcd(config, &data.means, pcd).expect("a valid configuration");
+    let mut st = TrainState::new(m.config()).expect("a valid optimiser");
     for it in 0..WARMUP_STEPS {
-        m.train_step(&data.batches[it as usize % BATCHES], it)
+        m.train_step(&data.batches[it as usize % BATCHES], it, &mut st)
             .expect("a finite warm-up step");
     }
-    m
+    (m, st)
 }
 
 /// Benchmarks `train_step` of `m` under `id`, cycling through the minibatches.
@@ -153,13 +155,15 @@ fn bench_steps(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     id: &str,
     data: &Data,
-    mut m: GumBoltRbm,
+    (mut m, mut st): (GumBoltRbm, TrainState),
 ) {
     let mut it = WARMUP_STEPS;
     g.bench_function(id, |b| {
         b.iter(|| {
             let x = &data.batches[it as usize % BATCHES];
-            let s = m.train_step(black_box(x), it).expect("a finite step");
+            let s = m
+                .train_step(black_box(x), it, &mut st)
+                .expect("a finite step");
             it += 1;
             s
         })
@@ -185,9 +189,9 @@ fn train_steps(c: &mut Criterion, data: &Data) {
         g.throughput(Throughput::Elements(train_flop(&config)));
         let name = format!("gumbolt_{}_k{k}", structure.name());
         bench_steps(&mut g, &name, data, model(data, config.clone()));
-        let mut m = model(data, config);
-        m.set_threads(2);
-        bench_steps(&mut g, &format!("{name}_2threads"), data, m);
+        let (m, mut st) = model(data, config);
+        st.set_threads(2);
+        bench_steps(&mut g, &format!("{name}_2threads"), data, (m, st));
     }
     g.finish();
 }
@@ -218,8 +222,9 @@ fn evaluation(c: &mut Criterion, data: &Data) {
         SAMPLES,
         CHUNK,
     )));
-    let mut m = model(data, config);
+    let (m, _) = model(data, config);
     let mut rng = gumbolt_core::rng::root_rng(SEED + 1);
+    let mut scratch = Scratch::default();
     g.bench_function(
         format!(
             "iw_nll_nonlinear_{}img_S{SAMPLES}_chunk{CHUNK}",
@@ -227,8 +232,15 @@ fn evaluation(c: &mut Criterion, data: &Data) {
         ),
         |b| {
             b.iter(|| {
-                m.estimate_log_likelihood(black_box(&data.test), SAMPLES, CHUNK, 0.0, &mut rng)
-                    .expect("a valid batch")
+                m.estimate_log_likelihood(
+                    black_box(&data.test),
+                    SAMPLES,
+                    CHUNK,
+                    0.0,
+                    &mut rng,
+                    &mut scratch,
+                )
+                .expect("a valid batch")
             })
         },
     );

@@ -15,6 +15,7 @@ use gumbolt_core::Sampler;
 use gumbolt_core::rng::{root_rng, uniform_f64};
 use gumbolt_models::data::{Dataset, load_bundled_mnist};
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Structure};
+use gumbolt_models::train::TrainState;
 use gumbolt_priors::Rbm;
 use gumbolt_samplers::{Pcd, PcdConfig};
 
@@ -38,8 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = GumBoltConfig::new(Structure::Nonlinear).with_iterations(50);
     let pcd = PcdConfig::default().chains(100).sweeps(5);
     let mut m = GumBolt::with_pcd(config, &means, pcd)?;
+    let mut st = TrainState::new(m.config())?;
     for t in 0..50 {
-        let s = m.train_step(&batch(&data.train, &mut rng), t)?;
+        let s = m.train_step(&batch(&data.train, &mut rng), t, &mut st)?;
         if t % 10 == 0 || t == 49 {
             let p = s.parts;
             println!(
@@ -59,9 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let config = GumBoltConfig::new(structure).with_k(k);
         let pcd_cfg = PcdConfig::default().chains(100).sweeps(sweeps);
         let mut m = GumBolt::with_pcd(config.clone(), &means, pcd_cfg.clone())?;
+        let mut st = TrainState::new(m.config())?;
         let batches: Vec<_> = (0..10).map(|_| batch(&data.train, &mut rng)).collect();
         for (t, x) in batches.iter().enumerate().take(3) {
-            m.train_step(x, t as u64)?;
+            m.train_step(x, t as u64, &mut st)?;
         }
         let iters = 30;
         let mut best = f64::INFINITY;
@@ -69,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for rep in 0..3 {
             let t0 = Instant::now();
             for i in 0..iters {
-                m.train_step(&batches[i % batches.len()], 1000 + i as u64)?;
+                m.train_step(&batches[i % batches.len()], 1000 + i as u64, &mut st)?;
             }
             let dt = t0.elapsed().as_secs_f64() / iters as f64;
             best = best.min(dt);

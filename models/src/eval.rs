@@ -13,8 +13,8 @@
 //! (≈ 2·10¹³ FLOP for the `nonlinear` structure). The images are cut into chunks of
 //! [`EvalConfig::images_per_chunk`]; each chunk is processed in passes of
 //! `images_per_chunk × samples_per_pass` rows (batched GEMMs) and draws its noise from its own
-//! stream, `root_rng(splitmix(seed ⊕ splitmix(chunk + 1)))`. Worker threads (one model clone
-//! each) take chunks from a shared counter, so the per-image estimates — and the report — do
+//! stream, `root_rng(splitmix(seed ⊕ splitmix(chunk + 1)))`. Worker threads (sharing the model by
+//! reference, each with its own [`Scratch`] buffers) take chunks from a shared counter, so the per-image estimates — and the report — do
 //! not depend on the number of threads, only on the seed and the chunking.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +28,7 @@ use gumbolt_samplers::logz::{AisBase, AisConfig, AisSchedule, PtBarConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
-use crate::gumbolt::{GumBolt, ModelError, PartitionGradient, Result};
+use crate::gumbolt::{GumBolt, ModelError, PartitionGradient, Result, Scratch};
 use crate::train::state::{CheckpointPartition, GumBoltPrior, splitmix};
 
 /// How `log Z` is estimated.
@@ -310,7 +310,7 @@ pub fn evaluate<P, G>(
 ) -> Result<EvalReport>
 where
     P: GumBoltPrior,
-    G: PartitionGradient<P> + Clone + Send,
+    G: PartitionGradient<P> + Sync,
 {
     let bad = |name: &'static str, reason: &str| ModelError::InvalidConfig {
         name,
@@ -356,12 +356,13 @@ where
         let (tx, rx) = mpsc::channel();
         for _ in 0..threads {
             let tx = tx.clone();
-            let mut m = model.clone();
             let (next, stop) = (&next, &stop);
             s.spawn(move || {
                 gumbolt_core::fpmode::enable_flush_to_zero();
                 let mut idx = Vec::with_capacity(per);
                 let mut x = Mat::zeros(0, 0);
+                // This worker's buffers; the model is shared by reference.
+                let mut scratch = Scratch::default();
                 while !stop.load(Ordering::Relaxed) {
                     let c = next.fetch_add(1, Ordering::Relaxed);
                     if c >= chunks {
@@ -371,12 +372,13 @@ where
                     idx.extend(c * per..((c + 1) * per).min(n));
                     test.gather_into(&idx, &mut x);
                     let mut rng = chunk_rng(config.seed, c);
-                    let r = m.estimate_log_likelihood(
+                    let r = model.estimate_log_likelihood(
                         &x,
                         config.samples,
                         config.samples_per_pass,
                         log_z.value,
                         &mut rng,
+                        &mut scratch,
                     );
                     if tx.send((c, r)).is_err() {
                         break;

@@ -13,7 +13,8 @@ use gumbolt_core::prior::ExactPartition;
 use gumbolt_core::rng::root_rng;
 use gumbolt_core::{LogPartitionEstimator, Mat};
 use gumbolt_models::data::load_bundled_mnist;
-use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Objective, Structure};
+use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Objective, Scratch, Structure};
+use gumbolt_models::train::TrainState;
 use gumbolt_priors::Rbm;
 use gumbolt_samplers::PcdConfig;
 use gumbolt_samplers::logz::{Ais, AisConfig, PtBar, PtBarConfig};
@@ -73,11 +74,12 @@ fn short_training_runs_of_every_objective() {
             .with_iterations(20);
         let pcd = PcdConfig::default().chains(20).sweeps(5).seed(6);
         let mut m = GumBolt::with_pcd(config, &means, pcd).unwrap();
+        let mut state = TrainState::new(m.config()).unwrap();
         let mut loss = 0.0;
         for t in 0..20u64 {
             let rows: Vec<usize> = (0..100).map(|i| (t as usize * 100 + i) % 2000).collect();
             let x = Mat::from_fn(100, train.ncols(), |r, c| train[(rows[r], c)]);
-            loss = m.train_step(&x, t).unwrap().parts.loss;
+            loss = m.train_step(&x, t, &mut state).unwrap().parts.loss;
         }
         // The loss of one minibatch is the most sensitive value: with the spike-and-exponential
         // smoothing a rounding-level change can move a unit between the spike and the slab
@@ -85,7 +87,14 @@ fn short_training_runs_of_every_objective() {
         assert_golden(&format!("{objective} k={k} loss"), loss, want_loss, 3e-3);
         // log p(x) + log Z: the evaluator without a log Z estimate (pinned above separately).
         let est = m
-            .estimate_log_likelihood(&test, 50, 25, 0.0, &mut root_rng(8))
+            .estimate_log_likelihood(
+                &test,
+                50,
+                25,
+                0.0,
+                &mut root_rng(8),
+                &mut Scratch::default(),
+            )
             .unwrap();
         assert_golden(
             &format!("{objective} k={k} mean log p(x) + log Z"),

@@ -23,6 +23,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use gumbolt_core::Mat;
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, ModelError, PhaseTimes, Structure};
+use gumbolt_models::train::TrainState;
 use gumbolt_samplers::PcdConfig;
 use serde::Serialize;
 use std::io::Write as _;
@@ -192,6 +193,7 @@ fn model_error(e: ModelError) -> anyhow::Error {
         ModelError::InvalidConfig { name, reason } => {
             usage_error(SUB, format!("invalid value for {name}: {reason}"))
         }
+        ModelError::Objective(e) => usage_error(SUB, e.to_string()),
         e => anyhow::Error::new(e),
     }
 }
@@ -237,13 +239,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let n = images.n();
     let mut batch = Mat::zeros(0, 0);
     let mut indices = Vec::with_capacity(BATCH);
-    let mut step = |model: &mut GumBolt<_, _>, it: usize| -> Result<f64> {
+    let mut state = TrainState::new(model.config()).map_err(model_error)?;
+    let mut step = |model: &mut GumBolt<_, _>, state: &mut TrainState, it: usize| -> Result<f64> {
         indices.clear();
         indices.extend((0..BATCH).map(|i| (it * BATCH + i) % n));
         images.gather_into(&indices, &mut batch);
         let t0 = Instant::now();
         model
-            .train_step(&batch, it as u64)
+            .train_step(&batch, it as u64, state)
             .with_context(|| format!("training step {it}"))?;
         Ok(t0.elapsed().as_secs_f64())
     };
@@ -258,16 +261,16 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             args.pcd_steps
         );
     }
-    model.set_threads(threads);
+    state.set_threads(threads);
     for it in 0..args.warmup {
-        step(&mut model, it)?;
+        step(&mut model, &mut state, it)?;
     }
-    model.set_phase_timing(true);
+    state.set_phase_timing(true);
     let mut secs = Vec::with_capacity(args.iters);
     for it in args.warmup..args.warmup + args.iters {
-        secs.push(step(&mut model, it)?);
+        secs.push(step(&mut model, &mut state, it)?);
     }
-    let times: PhaseTimes = *model.phase_times().expect("timing is on");
+    let times: PhaseTimes = *state.phase_times().expect("timing is on");
     let iters = args.iters as f64;
     let mean = secs.iter().sum::<f64>() / iters;
     let min = secs.iter().copied().fold(f64::INFINITY, f64::min);

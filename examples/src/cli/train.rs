@@ -421,6 +421,7 @@ fn config_error(e: TrainError) -> anyhow::Error {
             SUB,
             format!("invalid value for {}: {reason}", option_for(name)),
         ),
+        TrainError::Model(ModelError::Objective(e)) => usage_error(SUB, e.to_string()),
         e => anyhow::Error::new(e),
     }
 }
@@ -986,7 +987,7 @@ impl Session<'_> {
     ) -> Result<()> {
         let args = self.args;
         trainer
-            .model_mut()
+            .state_mut()
             .set_threads(args.threads.unwrap_or_else(super::cores));
         let total = trainer.total_iterations();
         let start = trainer.iteration();

@@ -19,7 +19,7 @@
 use gumbolt_core::numerics::{sigmoid, softplus};
 use gumbolt_core::prior::{EnergyGradient, EnergyParamGradient, Parametric, Prior};
 use gumbolt_core::rng::root_rng;
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat};
+use gumbolt_core::{Mat, PathwiseEstimator, PathwiseGrad};
 use gumbolt_estimators::{OverlappingExp, SpikeAndExp};
 use gumbolt_priors::Rbm;
 
@@ -53,7 +53,7 @@ impl Smoothing {
         Ok(Self::OverlapExp(OverlappingExp::new(beta)?))
     }
 
-    pub(crate) fn estimator(&self) -> &dyn GradientEstimator {
+    pub(crate) fn estimator(&self) -> &dyn PathwiseEstimator {
         match self {
             Smoothing::SpikeExp(e) => e,
             Smoothing::OverlapExp(e) => e,
@@ -358,12 +358,11 @@ impl SmoothedElbo {
         ensure_shape(&mut ws.dzeta, dz.nrows(), dz.ncols());
         ws.dzeta.copy_from(dz);
         smoothing.estimator().logits_grad_into(
-            EstimatorGrad {
+            PathwiseGrad {
                 logits: &ws.logits,
                 noise,
                 sample: &ws.zeta,
-                grad_sample: Some(&ws.dzeta),
-                learning_signal: None,
+                grad_sample: &ws.dzeta,
             },
             &mut ws.dl,
         );

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, ensure};
+pub use super::objective::Objective;
 use crate::nn::{AdamConfig, BatchNormConfig};
 
 /// The four network structures of GB Table 1 (docs/algorithms.md §9).
@@ -69,92 +70,6 @@ impl std::str::FromStr for Structure {
             "nonlinear2" | "~~" => Ok(Structure::Nonlinear2),
             _ => Err(format!(
                 "unknown structure {s:?}: expected linear, nonlinear, linear2 or nonlinear2"
-            )),
-        }
-    }
-}
-
-/// The training objective and its gradient estimator, i.e. which model of GB Table 1 is trained.
-/// Every objective is evaluated the same way, at τ = 0 (GB §5.1).
-///
-/// | variant | model | latent samples in training | τ (= 1/β of the smoothing) |
-/// |---|---|---|---|
-/// | [`Objective::GumBolt`] | GumBolt, GB Eq. 9, importance weighted for k > 1 | Gumbel-relaxed ζ (GB Eq. 2) | 1/7 |
-/// | [`Objective::Dvae`] | dVAE (Rolfe 2016), smoothed ELBO averaged over k | spike-and-exponential ζ (docs/algorithms.md §3) | 1/5 |
-/// | [`Objective::DvaePp`] | dVAE++ (Vahdat et al. 2018), smoothed ELBO averaged over k | overlapping exponentials (docs/algorithms.md §4) | 1/10 (MNIST), 1/8 (OMNIGLOT) |
-/// | [`Objective::Reinforce`] | the discrete IW bound (GB Eq. 5) by REINFORCE: NVIL for k = 1, VIMCO for k > 1 (docs/algorithms.md §6) | binary z | unused |
-///
-/// ```
-/// use gumbolt_models::gumbolt::Objective;
-/// assert_eq!("dvae++".parse::<Objective>(), Ok(Objective::DvaePp));
-/// assert_eq!(Objective::DvaePp.paper_tau(false), 0.1);
-/// assert_eq!(Objective::DvaePp.paper_tau(true), 0.125);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Objective {
-    /// GumBolt (GB Eq. 9).
-    #[default]
-    GumBolt,
-    /// dVAE: spike-and-exponential smoothing; closed-form KL for L = 1, Rolfe's estimator for
-    /// L = 2 (docs/algorithms.md §3).
-    Dvae,
-    /// dVAE++: overlapping-exponential smoothing; KL with `ν1 = q(z1 = 1|ζ1, x)` for L = 2
-    /// (docs/algorithms.md §4).
-    #[serde(rename = "dvaepp")]
-    DvaePp,
-    /// REINFORCE on the discrete objective with NVIL (k = 1) or VIMCO (k > 1) variance
-    /// reduction (docs/algorithms.md §6).
-    Reinforce,
-}
-
-impl Objective {
-    /// Every objective, in the order of GB Table 1 (REINFORCE last).
-    pub const ALL: [Objective; 4] = [
-        Objective::Dvae,
-        Objective::DvaePp,
-        Objective::GumBolt,
-        Objective::Reinforce,
-    ];
-
-    /// The name used on command lines and in result files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Objective::GumBolt => "gumbolt",
-            Objective::Dvae => "dvae",
-            Objective::DvaePp => "dvaepp",
-            Objective::Reinforce => "reinforce",
-        }
-    }
-
-    /// The paper's training temperature (GB §5.1: GumBolt 1/7, dVAE 1/5, dVAE++ 1/10 on
-    /// MNIST and 1/8 on OMNIGLOT); REINFORCE does not use one (1/7 is stored).
-    pub fn paper_tau(self, omniglot: bool) -> f64 {
-        match self {
-            Objective::GumBolt | Objective::Reinforce => 1.0 / 7.0,
-            Objective::Dvae => 1.0 / 5.0,
-            Objective::DvaePp if omniglot => 1.0 / 8.0,
-            Objective::DvaePp => 1.0 / 10.0,
-        }
-    }
-}
-
-impl std::fmt::Display for Objective {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Objective {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "gumbolt" => Ok(Objective::GumBolt),
-            "dvae" => Ok(Objective::Dvae),
-            "dvaepp" | "dvae++" => Ok(Objective::DvaePp),
-            "reinforce" | "nvil" | "vimco" => Ok(Objective::Reinforce),
-            _ => Err(format!(
-                "unknown objective {s:?}: expected gumbolt, dvae, dvaepp or reinforce"
             )),
         }
     }

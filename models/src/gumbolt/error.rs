@@ -49,6 +49,9 @@ pub enum ModelError {
     /// An error of the estimators crate (e.g. an invalid temperature).
     #[error(transparent)]
     Estimator(#[from] EstimatorError),
+    /// An error of a training objective (its hyper-parameters, or a prior it cannot train).
+    #[error(transparent)]
+    Objective(#[from] super::objective::ObjectiveError),
 }
 
 /// Shorthand for results of the model.

@@ -9,6 +9,7 @@
 //! | [`TrainConfig`], [`LrSchedule`] | T, learning-rate decay, KL annealing, Adam | GB §5.1, docs/algorithms.md §2.3 |
 //! | [`TrainablePrior`], [`PartitionGradient`] | what the model needs of a prior and of its `∇ log Z` | GB Eq. 6 |
 //! | [`Noise`] | the uniform ρ of GB Eq. 2, explicit so losses can be made deterministic | |
+//! | [`TrainingObjective`], [`Objective`] | the training objective (samples, combination of the k samples, backward pass) and its identifier; [`IwRelaxed`], [`Smoothed`], [`ReinforceObjective`] in [`objective`] | GB Eq. 9, docs/algorithms.md §3, §4, §6 |
 //! | [`SampleCombination`], [`ImportanceWeighted`] | how the k relaxed samples of an image make its objective (a plug-in point for new relaxed objectives) | GB Eq. 9 |
 //!
 //! ```no_run
@@ -20,7 +21,8 @@
 //! let pcd = PcdConfig::default().chains(100).sweeps(200);
 //! let mut model = GumBolt::with_pcd(config, &data.train.pixel_means(), pcd).unwrap();
 //! let idx: Vec<usize> = (0..100).collect();
-//! let stats = model.train_step(&data.train.gather(&idx), 0).unwrap();
+//! let mut state = gumbolt_models::train::TrainState::new(model.config()).unwrap();
+//! let stats = model.train_step(&data.train.gather(&idx), 0, &mut state).unwrap();
 //! println!("loss {}", stats.parts.loss);
 //! ```
 
@@ -29,14 +31,20 @@ pub mod config;
 pub mod error;
 pub(crate) mod kernels;
 pub mod model;
+pub mod objective;
 pub mod prior;
 
 pub use combination::{ImportanceWeighted, SampleCombination};
-pub use config::{GumBoltConfig, LrSchedule, Objective, PriorGraph, Structure, TrainConfig};
+pub use config::{GumBoltConfig, LrSchedule, PriorGraph, Structure, TrainConfig};
 pub use error::{ModelError, Result};
 pub use model::{
-    GumBolt, GumBoltGraph, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, NVIL_HIDDEN_UNITS, Noise,
-    Nvil, Objectives, PhaseTimes, StepStats,
+    GumBolt, GumBoltGraph, GumBoltNw, GumBoltRbm, IwEstimate, LossParts, Noise, Objectives,
+    PhaseTimes, Scratch, StepStats,
+};
+pub use objective::{
+    DvaeKind, DvaePpKind, IwRelaxed, NVIL_HIDDEN_UNITS, Nvil, Objective, ObjectiveError,
+    ObjectiveKind, ObjectiveTerms, PriorGradients, ReinforceObjective, Smoothed, TrainingObjective,
+    TrainingPass,
 };
 pub use prior::{
     ExactPartitionGradient, FixedSamples, ParamGroup, PartitionGradient, SampledPartition,

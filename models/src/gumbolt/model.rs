@@ -4,27 +4,22 @@
 use gumbolt_core::numerics::LogSumExp;
 use gumbolt_core::prior::Parametric;
 use gumbolt_core::rng::{StreamRng, fill_uniform, root_rng};
-use gumbolt_core::{EstimatorGrad, GradientEstimator, Mat, Posterior};
+use gumbolt_core::{GradientEstimator, Mat, Posterior};
 use gumbolt_estimators::{BernoulliPosterior, Discrete, GumbelRelaxation};
 use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
 use gumbolt_samplers::{ColourPcd, Pcd, PcdConfig};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::time::Instant;
 
-mod baselines;
-mod pool;
-
-pub use baselines::{NVIL_HIDDEN_UNITS, Nvil};
-
 use super::combination::{ImportanceWeighted, SampleCombination};
-use super::config::{GumBoltConfig, Objective};
+use super::config::GumBoltConfig;
 use super::error::{ModelError, Result, ensure};
-use super::kernels::{bernoulli_log_lik, repeat_rows, sum_row_groups, sum_squares};
+use super::kernels::{bernoulli_log_lik, repeat_rows, sum_squares};
+use super::objective::{ObjectiveTerms, TrainingObjective, TrainingPass};
 use super::prior::{ExactPartitionGradient, PartitionGradient, SampledPartition, TrainablePrior};
-use crate::dvae::Smoothing;
-use crate::nn::{Adam, Mlp, MlpConfig, Mode, ParamMut, Trainable, ensure_shape};
+use crate::nn::{Mlp, MlpConfig, MlpScratch, Mode, ParamMut, Trainable, ensure_shape};
+use crate::train::TrainState;
 
 /// Uniform noise ρ for every stochastic layer: one `[N, latent_units]` matrix per layer, with
 /// `N = B·k` rows (the k samples of image b are rows `b·k .. b·k + k`).
@@ -115,7 +110,7 @@ pub struct StepStats {
 }
 
 /// Wall time of the training iterations split by phase, in seconds, accumulated over the steps
-/// taken while timing is on ([`GumBolt::set_phase_timing`]). Measuring only reads the clock
+/// taken while timing is on ([`TrainState::set_phase_timing`]). Measuring only reads the clock
 /// between phases: it never changes what is computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTimes {
@@ -143,7 +138,7 @@ impl PhaseTimes {
         self.negative_phase + self.encoder + self.decoder + self.prior + self.optimizer + self.other
     }
 
-    fn add(&mut self, c: &Clock) {
+    pub(crate) fn add(&mut self, c: &Clock) {
         let [n, e, d, p, o, r] = c.acc;
         self.negative_phase += n;
         self.encoder += e;
@@ -156,7 +151,7 @@ impl PhaseTimes {
 
 /// A phase of [`PhaseTimes`].
 #[derive(Debug, Clone, Copy)]
-enum Phase {
+pub(crate) enum Phase {
     Negative = 0,
     Encoder = 1,
     Decoder = 2,
@@ -167,7 +162,7 @@ enum Phase {
 
 /// Stopwatch of one step: does nothing (not even read the clock) when off.
 #[derive(Debug)]
-struct Clock {
+pub(crate) struct Clock {
     last: Option<Instant>,
     acc: [f64; 6],
 }
@@ -186,7 +181,7 @@ impl Clock {
 
     /// Charges the time since the previous lap to `phase`.
     #[inline]
-    fn lap(&mut self, phase: Phase) {
+    pub(crate) fn lap(&mut self, phase: Phase) {
         if let Some(last) = &mut self.last {
             let now = Instant::now();
             self.acc[phase as usize] += now.duration_since(*last).as_secs_f64();
@@ -225,29 +220,11 @@ pub struct Objectives {
     pub discrete: f64,
 }
 
-/// How the forward pass turns logits into samples.
-#[derive(Debug, Clone, Copy)]
-enum Sampling {
-    Relaxed(GumbelRelaxation),
-    /// dVAE / dVAE++ smoothing (docs/algorithms.md §3, §4).
-    Smoothed(Smoothing),
-    Discrete,
-}
-
-impl Sampling {
-    fn sample(&self, logits: &Mat, noise: &Mat, out: &mut Mat) {
-        match self {
-            Sampling::Relaxed(r) => r.sample_into(logits, noise, out),
-            Sampling::Smoothed(s) => s.estimator().sample_into(logits, noise, out),
-            Sampling::Discrete => Discrete.sample_into(logits, noise, out),
-        }
-    }
-}
-
 /// How one forward pass runs.
-#[derive(Debug, Clone, Copy)]
-struct Pass {
-    sampling: Sampling,
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    /// Draws the samples of every stochastic layer from its logits and noise.
+    sampler: &'a dyn GradientEstimator,
     mode: Mode,
     /// KL-annealing coefficient β of the log-weights.
     beta: f64,
@@ -255,11 +232,11 @@ struct Pass {
     train: bool,
 }
 
-impl Pass {
+impl<'a> Pass<'a> {
     /// Evaluation: batch norm in inference mode, β = 1.
-    fn eval(sampling: Sampling) -> Self {
+    fn eval(sampler: &'a dyn GradientEstimator) -> Self {
         Self {
-            sampling,
+            sampler,
             mode: Mode::Inference,
             beta: 1.0,
             train: false,
@@ -267,38 +244,36 @@ impl Pass {
     }
 }
 
-/// Buffers of the last forward pass, reused across iterations.
+/// Buffers of the last forward pass, reused across iterations (the objectives' backward passes
+/// read and write them through [`TrainingPass`]).
 #[derive(Debug, Clone, Default)]
-struct Workspace {
+pub(crate) struct Workspace {
     /// Centred input `x − x̄` (`[B, D]`).
-    xc: Mat,
+    pub(crate) xc: Mat,
     /// Logits of every stochastic layer (`[N, u]`; layer 1 repeated k times).
-    logits: Vec<Mat>,
+    pub(crate) logits: Vec<Mat>,
     /// Samples of every stochastic layer (`[N, u]`).
-    zeta: Vec<Mat>,
+    pub(crate) zeta: Vec<Mat>,
     /// `[ζ1, ζ2]` (`[N, L·u]`): decoder input and prior argument.
-    zeta_all: Mat,
+    pub(crate) zeta_all: Mat,
     /// `x − σ(o)` of the decoder output (training only).
-    dout: Mat,
-    log_px: Vec<f64>,
-    neg_e: Vec<f64>,
-    log_q: Vec<f64>,
-    log_w: Vec<f64>,
-    /// Normalised importance weights w̃ per row.
-    wt: Vec<f64>,
+    pub(crate) dout: Mat,
+    pub(crate) log_px: Vec<f64>,
+    pub(crate) neg_e: Vec<f64>,
+    pub(crate) log_q: Vec<f64>,
+    pub(crate) log_w: Vec<f64>,
+    /// `∂objective/∂log w` per row (the normalised importance weights w̃ for GB Eq. 9).
+    pub(crate) wt: Vec<f64>,
     /// `∂loss/∂log w` per row.
-    g: Vec<f32>,
-    dzeta: Mat,
-    egrad: Mat,
-    dz_layer: Mat,
-    dl: Mat,
-    score: Mat,
-    dl1: Mat,
-    noise: Noise,
-    /// Buffers of the baselines' objectives.
-    kl_ws: baselines::KlWorkspace,
+    pub(crate) g: Vec<f32>,
+    pub(crate) dzeta: Mat,
+    pub(crate) egrad: Mat,
+    pub(crate) dz_layer: Mat,
+    pub(crate) dl: Mat,
+    pub(crate) score: Mat,
+    pub(crate) dl1: Mat,
     /// (B, k) of the last forward pass.
-    shape: (usize, usize),
+    pub(crate) shape: (usize, usize),
 }
 
 /// GumBolt (Khoshaman & Amin 2018): a VAE with a Boltzmann-machine prior trained through the
@@ -325,10 +300,12 @@ struct Workspace {
 /// Evaluation sets τ = 0 (discrete `z = 1[l + logit ρ > 0]`, layer 2 fed the binary z1) and
 /// runs batch norm in inference mode (GB §3.1, docs/algorithms.md §2.4).
 ///
-/// **Baselines.** The same networks, prior and evaluation train the models GumBolt is compared
-/// with (GB Table 1), chosen by [`GumBoltConfig::objective`]: dVAE and dVAE++ (smoothed ELBO,
-/// docs/algorithms.md §3–§4) and REINFORCE with NVIL / VIMCO (docs/algorithms.md §6); see
-/// [`super::Objective`]. Only the training samples and the backward pass differ.
+/// **Training objectives.** The same networks, prior and evaluation train the models GumBolt
+/// is compared with (GB Table 1): the model holds a [`TrainingObjective`] built from
+/// [`GumBoltConfig::objective`] (GB Eq. 9 by default; dVAE and dVAE++, docs/algorithms.md
+/// §3–§4; REINFORCE with NVIL / VIMCO, docs/algorithms.md §6) or set with
+/// [`GumBolt::set_objective`]. Only the training samples, the combination of the k samples and
+/// the backward pass differ.
 #[derive(Debug, Clone)]
 pub struct GumBolt<P, G> {
     config: GumBoltConfig,
@@ -340,34 +317,12 @@ pub struct GumBolt<P, G> {
     prior_grad: Vec<f32>,
     /// The negative phase; `None` only while a training step runs it.
     partition: Option<G>,
-    /// The threads of a training step ([`GumBolt::set_threads`]).
-    pool: pool::StepPool,
-    relax: GumbelRelaxation,
-    /// How the relaxed training passes combine the k samples of an image (GB Eq. 9 by default).
-    combination: Arc<dyn SampleCombination>,
-    /// The dVAE / dVAE++ smoothing ([`Objective::Dvae`], [`Objective::DvaePp`]).
-    smoothing: Option<Smoothing>,
-    /// NVIL's baseline ([`Objective::Reinforce`] with k = 1).
-    nvil: Option<Nvil>,
-    adam: Adam,
-    rng: StreamRng,
+    /// The training objective: samples, combination of the k samples, backward pass.
+    objective: Box<dyn TrainingObjective>,
     ws: Workspace,
-    /// Phase times of the training steps, when timing is on.
-    timing: Option<PhaseTimes>,
 }
 
 const PARTITION_PRESENT: &str = "the negative phase is back in place after every training step";
-
-/// What the forward and backward passes of a training step report.
-#[derive(Debug, Default)]
-struct Passes {
-    /// Per image `logsumexp_i log w − log k`.
-    objectives: Vec<f64>,
-    /// The KL terms of the smoothed objectives.
-    smoothed: Option<baselines::KlMeans>,
-    /// NVIL's baseline loss.
-    baseline_mse: f64,
-}
 
 /// GumBolt with an RBM prior trained by PCD (GB §3.1, §5.1).
 pub type GumBoltRbm = GumBolt<Rbm, SampledPartition<Pcd>>;
@@ -456,6 +411,256 @@ fn shape_err(context: &'static str, expected: String, got: String) -> ModelError
     }
 }
 
+/// The parts of a model a forward pass reads or runs, borrowed apart from its training
+/// objective (whose sampler the pass may use).
+struct Forward<'a, P, Q, N> {
+    config: &'a GumBoltConfig,
+    x_mean: &'a [f32],
+    x_bias: &'a [f32],
+    /// The encoders and the decoder, with the buffers they run in.
+    nets: N,
+    prior: &'a P,
+    /// The approximating posterior: `log q` of the samples (GB text after Eq. 8).
+    posterior: &'a Q,
+    ws: &'a mut Workspace,
+}
+
+/// How a forward pass runs the networks: on their own buffers (training, [`OwnBuffers`]) or
+/// read-only on a thread's [`Scratch`] (evaluation, [`ScratchBuffers`]); statically dispatched.
+trait Networks {
+    /// Encoder `i` on `x`.
+    fn encoder(&mut self, i: usize, x: &Mat, mode: Mode) -> &Mat;
+    /// The input buffer of encoder `i` for `rows` rows ([`Mlp::input_buffer`]).
+    fn encoder_input(&mut self, i: usize, rows: usize) -> &mut Mat;
+    /// The shared-input buffers of encoder `i` ([`Mlp::shared_input_buffers`]).
+    fn encoder_shared_inputs(
+        &mut self,
+        i: usize,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&mut Mat, &mut Mat);
+    /// Encoder `i` on its input buffers.
+    fn encoder_buffered(&mut self, i: usize, mode: Mode) -> &Mat;
+    /// The decoder on `x`.
+    fn decoder(&mut self, x: &Mat, mode: Mode) -> &Mat;
+}
+
+/// The networks on their own buffers (any mode; a backward pass may follow).
+struct OwnBuffers<'a> {
+    encoders: &'a mut [Mlp],
+    decoder: &'a mut Mlp,
+}
+
+impl Networks for OwnBuffers<'_> {
+    fn encoder(&mut self, i: usize, x: &Mat, mode: Mode) -> &Mat {
+        self.encoders[i].forward(x, mode)
+    }
+    fn encoder_input(&mut self, i: usize, rows: usize) -> &mut Mat {
+        self.encoders[i].input_buffer(rows)
+    }
+    fn encoder_shared_inputs(
+        &mut self,
+        i: usize,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&mut Mat, &mut Mat) {
+        self.encoders[i].shared_input_buffers(rows, k, shared_cols)
+    }
+    fn encoder_buffered(&mut self, i: usize, mode: Mode) -> &Mat {
+        self.encoders[i].forward_buffered(mode)
+    }
+    fn decoder(&mut self, x: &Mat, mode: Mode) -> &Mat {
+        self.decoder.forward(x, mode)
+    }
+}
+
+/// The networks read-only, on a thread's buffers (inference mode only).
+struct ScratchBuffers<'a> {
+    encoders: &'a [Mlp],
+    decoder: &'a Mlp,
+    encoder_buffers: &'a mut [MlpScratch],
+    decoder_buffers: &'a mut MlpScratch,
+}
+
+impl Networks for ScratchBuffers<'_> {
+    fn encoder(&mut self, i: usize, x: &Mat, mode: Mode) -> &Mat {
+        debug_assert_eq!(mode, Mode::Inference);
+        self.encoders[i].infer(x, &mut self.encoder_buffers[i])
+    }
+    fn encoder_input(&mut self, i: usize, rows: usize) -> &mut Mat {
+        self.encoders[i].scratch_input_buffer(&mut self.encoder_buffers[i], rows)
+    }
+    fn encoder_shared_inputs(
+        &mut self,
+        i: usize,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&mut Mat, &mut Mat) {
+        self.encoders[i].scratch_shared_input_buffers(
+            &mut self.encoder_buffers[i],
+            rows,
+            k,
+            shared_cols,
+        )
+    }
+    fn encoder_buffered(&mut self, i: usize, mode: Mode) -> &Mat {
+        debug_assert_eq!(mode, Mode::Inference);
+        self.encoders[i].infer_buffered(&mut self.encoder_buffers[i])
+    }
+    fn decoder(&mut self, x: &Mat, mode: Mode) -> &Mat {
+        debug_assert_eq!(mode, Mode::Inference);
+        self.decoder.infer(x, self.decoder_buffers)
+    }
+}
+
+/// Per-thread buffers of evaluation ([`GumBolt::estimate_log_likelihood`]): the forward pass's
+/// workspace and the networks' activations, so that threads share one model by reference
+/// (docs/algorithms.md §2.4). Empty by default; sized on first use and reused.
+///
+/// ```
+/// use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Scratch, Structure};
+/// let mut config = GumBoltConfig::new(Structure::Linear);
+/// (config.pixels, config.latent_units) = (4, 3);
+/// let model = GumBolt::nw(config, &[0.5; 4]).unwrap();
+/// let x = gumbolt_core::Mat::from_element(2, 4, 1.0);
+/// let mut rng = gumbolt_core::rng::root_rng(1);
+/// let mut scratch = Scratch::default(); // one per thread; the model is shared
+/// let est = model.estimate_log_likelihood(&x, 8, 4, 0.0, &mut rng, &mut scratch).unwrap();
+/// assert_eq!((est.log_px.len(), est.samples), (2, 8));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    ws: Workspace,
+    encoders: Vec<MlpScratch>,
+    decoder: MlpScratch,
+}
+
+impl Scratch {
+    /// The logits of every stochastic layer in the last pass run on these buffers.
+    pub fn last_logits(&self) -> &[Mat] {
+        &self.ws.logits
+    }
+
+    /// The samples of every stochastic layer in the last pass run on these buffers.
+    pub fn last_samples(&self) -> &[Mat] {
+        &self.ws.zeta
+    }
+}
+
+impl<P: TrainablePrior, Q: Posterior, N: Networks> Forward<'_, P, Q, N> {
+    /// The forward pass of docs/algorithms.md §2.1 for `x: [B, D]` with `k = N/B` samples per image:
+    /// fills the workspace (logits, samples, `log p(x|ζ)`, `−E(ζ)`, `log q̌`, `log w`) and, when
+    /// `train`, the decoder's `x − σ(o)`.
+    fn run(self, x: &Mat, noise: &[Mat], k: usize, pass: Pass<'_>, clock: &mut Clock) {
+        let Pass {
+            sampler,
+            mode,
+            beta,
+            train,
+        } = pass;
+        let (b, d) = x.shape();
+        let n = b * k;
+        let (l_count, u) = (self.config.layers(), self.config.latent_units);
+        let ws = self.ws;
+        ws.shape = (b, k);
+        ws.logits.resize_with(l_count, || Mat::zeros(0, 0));
+        ws.zeta.resize_with(l_count, || Mat::zeros(0, 0));
+
+        // 1. Centred input x − x̄ (docs/algorithms.md §2.1 step 1).
+        ensure_shape(&mut ws.xc, b, d);
+        for ((xc_col, x_col), &m) in ws
+            .xc
+            .as_mut_slice()
+            .chunks_exact_mut(b)
+            .zip(x.as_slice().chunks_exact(b))
+            .zip(self.x_mean)
+        {
+            for (c, &v) in xc_col.iter_mut().zip(x_col) {
+                *c = v - m;
+            }
+        }
+
+        // 2. Layer 1 on the B distinct images, then repeated k times: the repeated rows give
+        // batch norm exactly the same (biased) statistics, so this equals running the encoder on
+        // the N repeated rows (docs/algorithms.md §10.10) at 1/k of the cost.
+        let mut nets = self.nets;
+        let l1 = nets.encoder(0, &ws.xc, mode);
+        repeat_rows(l1, k, &mut ws.logits[0]);
+        sampler.sample_into(&ws.logits[0], &noise[0], &mut ws.zeta[0]);
+
+        // 3. Layer 2 on [x − x̄, ζ1] (hierarchical posterior, GB §5.1).
+        if l_count == 2 {
+            if k == 1 {
+                let inp = nets.encoder_input(1, n);
+                inp.columns_mut(0, d).copy_from(&ws.xc);
+                inp.columns_mut(d, u).copy_from(&ws.zeta[0]);
+            } else {
+                // The data part is the same for the k samples of an image: its product with
+                // the first layer's kernel is computed once per image.
+                let (shared, rest) = nets.encoder_shared_inputs(1, b, k, d);
+                shared.copy_from(&ws.xc);
+                rest.copy_from(&ws.zeta[0]);
+            }
+            let l2 = nets.encoder_buffered(1, mode);
+            ensure_shape(&mut ws.logits[1], n, u);
+            ws.logits[1].copy_from(l2);
+            sampler.sample_into(&ws.logits[1], &noise[1], &mut ws.zeta[1]);
+        }
+        clock.lap(Phase::Encoder);
+
+        // 4. Decoder on [ζ1, ζ2] and log p(x|ζ) (docs/algorithms.md §2.1 step 4).
+        ensure_shape(&mut ws.zeta_all, n, l_count * u);
+        for (i, z) in ws.zeta.iter().enumerate() {
+            ws.zeta_all.columns_mut(i * u, u).copy_from(z);
+        }
+        let out = nets.decoder(&ws.zeta_all, mode);
+        ws.log_px.resize(n, 0.0);
+        let grad = if train { Some(&mut ws.dout) } else { None };
+        bernoulli_log_lik(out, x, self.x_bias, k, &mut ws.log_px, grad);
+        clock.lap(Phase::Decoder);
+
+        // 5. −E(ζ) at the relaxed points (GB Eq. 7).
+        ws.neg_e.resize(n, 0.0);
+        self.prior.energy_into(ws.zeta_all.as_view(), &mut ws.neg_e);
+        for e in &mut ws.neg_e {
+            *e = -*e;
+        }
+        clock.lap(Phase::Prior);
+
+        // 6. log q̌(ζ|x) = Σ_layers Σ_i [ζ l − softplus(l)] (GB text after Eq. 8).
+        ws.log_q.clear();
+        ws.log_q.resize(n, 0.0);
+        for (l, z) in ws.logits.iter().zip(&ws.zeta) {
+            self.posterior.accumulate_log_prob(l, z, &mut ws.log_q);
+        }
+        clock.lap(Phase::Encoder);
+
+        // 7. log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x)) (GB Eq. 9, annealed, docs/algorithms.md §2.3).
+        ws.log_w.resize(n, 0.0);
+        for r in 0..n {
+            ws.log_w[r] = ws.log_px[r] + beta * (ws.neg_e[r] - ws.log_q[r]);
+        }
+        clock.lap(Phase::Other);
+    }
+}
+
+/// Per image, the objective made of its k log-weights by `combination` and
+/// `∂objective/∂log w` (into `ws.wt`): the training objective's combination in training
+/// passes, the importance-weighted bound (GB Eqs. 5, 9) in monitoring and evaluation.
+fn group_objectives(ws: &mut Workspace, combination: &dyn SampleCombination) -> Vec<f64> {
+    let (b, k) = ws.shape;
+    ws.wt.resize(b * k, 0.0);
+    (0..b)
+        .map(|bi| {
+            let lw = &ws.log_w[bi * k..(bi + 1) * k];
+            combination.combine(lw, &mut ws.wt[bi * k..(bi + 1) * k])
+        })
+        .collect()
+}
+
 impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// A freshly initialised model (dense kernels: variance-scaling truncated normal; biases 0;
     /// BN γ = 1, β = 0) with the given prior and negative phase.
@@ -485,28 +690,11 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 n_lat
             )
         })?;
-        if config.layers() == 2 && matches!(config.objective, Objective::Dvae | Objective::DvaePp) {
-            let u = config.latent_units;
-            ensure(
-                !prior.couples_within(0..u) && !prior.couples_within(u..2 * u),
-                "prior",
-                || {
-                    format!(
-                        "the two-layer {} KL assumes no coupling between units of one layer, \
-                         but this prior couples units inside a layer (layer l holds units \
-                         l·{u}..(l+1)·{u}); use --model gumbolt or reinforce, or one layer",
-                        config.objective.name()
-                    )
-                },
-            )?;
-        }
         let groups: usize = prior.param_groups().iter().map(|g| g.len).sum();
         ensure(groups == prior.params().len(), "prior", || {
             "parameter groups do not cover the parameter vector".into()
         })?;
         let mut init = root_rng(config.seed);
-        let mut noise_rng = init.clone();
-        noise_rng.jump();
         let hidden = vec![config.hidden_units; config.hidden_layers];
         let u = config.latent_units;
         let net = |input: usize, output: usize, rng: &mut StreamRng| {
@@ -519,31 +707,16 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             encoders.push(net(d + u, u, &mut init)?);
         }
         let decoder = net(n_lat, d, &mut init)?;
-        let smoothing = match config.objective {
-            Objective::Dvae => Some(Smoothing::spike_exp(1.0 / config.tau)?),
-            Objective::DvaePp => Some(Smoothing::overlap_exp(1.0 / config.tau)?),
-            Objective::GumBolt | Objective::Reinforce => None,
-        };
         // Drawn after the other networks, so the shared networks are initialised alike for
         // every objective.
-        let nvil = if config.objective == Objective::Reinforce && config.k == 1 {
-            let net = MlpConfig::new(d, vec![NVIL_HIDDEN_UNITS], 1)
-                .with_batch_norm(config.batch_norm)
-                .build(&mut init)?;
-            Some(Nvil::new(net))
-        } else {
-            None
-        };
+        let objective = config.objective.build(&config, &mut init)?;
+        objective.check_prior(&config, &|units| prior.couples_within(units))?;
         let x_bias = pixel_means
             .iter()
             .map(|&m| gumbolt_core::numerics::logit((m as f64).clamp(1e-3, 0.999)) as f32)
             .collect();
         Ok(Self {
-            relax: GumbelRelaxation::new(config.tau)?,
-            combination: Arc::new(ImportanceWeighted),
-            smoothing,
-            nvil,
-            adam: Adam::new(config.train.adam)?,
+            objective,
             prior_grad: vec![0.0; prior.params().len()],
             x_mean: pixel_means.to_vec(),
             x_bias,
@@ -551,24 +724,9 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             partition: Some(partition),
-            pool: pool::StepPool::default(),
-            rng: noise_rng,
             ws: Workspace::default(),
-            timing: None,
             config,
         })
-    }
-
-    /// Turns the phase timing of [`GumBolt::train_step`] and [`GumBolt::loss_and_grad`] on
-    /// (from zero) or off. Off by default; it only reads the clock between phases, so the
-    /// results are the same either way.
-    pub fn set_phase_timing(&mut self, on: bool) {
-        self.timing = on.then(PhaseTimes::default);
-    }
-
-    /// The phase times accumulated since timing was turned on (`None` when off).
-    pub fn phase_times(&self) -> Option<&PhaseTimes> {
-        self.timing.as_ref()
     }
 
     /// The configuration.
@@ -631,16 +789,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         &self.x_mean
     }
 
-    /// The optimiser state.
-    pub fn optimizer(&self) -> &Adam {
-        &self.adam
-    }
-
-    /// Mutable optimiser state (e.g. to restore it from a checkpoint).
-    pub fn optimizer_mut(&mut self) -> &mut Adam {
-        &mut self.adam
-    }
-
     /// Mutable encoder networks (e.g. to restore batch-norm moving averages).
     pub fn encoders_mut(&mut self) -> &mut [Mlp] {
         &mut self.encoders
@@ -649,16 +797,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// Mutable decoder network.
     pub fn decoder_mut(&mut self) -> &mut Mlp {
         &mut self.decoder
-    }
-
-    /// The stream of the training noise ρ ([`GumBolt::train_step`] draws from it).
-    pub fn noise_rng(&self) -> &StreamRng {
-        &self.rng
-    }
-
-    /// Replaces the stream of the training noise ρ (e.g. to restore it from a checkpoint).
-    pub fn set_noise_rng(&mut self, rng: StreamRng) {
-        self.rng = rng;
     }
 
     /// The logits of every stochastic layer in the last forward pass (`[N, latent_units]`).
@@ -686,19 +824,78 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         &self.ws.log_w
     }
 
-    /// NVIL's baseline network and running statistics (REINFORCE with k = 1).
-    pub fn nvil(&self) -> Option<&Nvil> {
-        self.nvil.as_ref()
+    /// The training objective.
+    pub fn objective(&self) -> &dyn TrainingObjective {
+        self.objective.as_ref()
     }
 
-    /// Mutable NVIL state (checkpoint restore).
-    pub fn nvil_mut(&mut self) -> Option<&mut Nvil> {
-        self.nvil.as_mut()
+    /// The training objective, mutably (e.g. to restore its state from a checkpoint).
+    pub fn objective_mut(&mut self) -> &mut dyn TrainingObjective {
+        self.objective.as_mut()
+    }
+
+    /// Trains with another objective (see [`TrainingObjective`]); monitoring and evaluation
+    /// keep the importance-weighted bounds of the paper. Checkpoints record
+    /// [`GumBoltConfig::objective`] and rebuild that objective: set one defined in code again
+    /// after loading.
+    pub fn set_objective(&mut self, objective: Box<dyn TrainingObjective>) {
+        self.objective = objective;
     }
 
     /// Draws training-shaped noise for `rows = B·k` rows from `rng`.
     pub fn draw_noise<R: Rng + ?Sized>(&self, rng: &mut R, rows: usize) -> Noise {
         Noise::draw(rng, rows, self.config.layers(), self.config.latent_units)
+    }
+
+    /// The parts a forward pass runs, and the training objective.
+    fn split(
+        &mut self,
+    ) -> (
+        Forward<'_, P, BernoulliPosterior, OwnBuffers<'_>>,
+        &mut dyn TrainingObjective,
+    ) {
+        (
+            Forward {
+                config: &self.config,
+                x_mean: &self.x_mean,
+                x_bias: &self.x_bias,
+                nets: OwnBuffers {
+                    encoders: &mut self.encoders,
+                    decoder: &mut self.decoder,
+                },
+                prior: &self.prior,
+                posterior: &BernoulliPosterior,
+                ws: &mut self.ws,
+            },
+            self.objective.as_mut(),
+        )
+    }
+
+    /// The parts an evaluation pass runs, read-only, on a thread's `scratch`.
+    fn with_scratch<'a>(
+        &'a self,
+        scratch: &'a mut Scratch,
+    ) -> Forward<'a, P, BernoulliPosterior, ScratchBuffers<'a>> {
+        let Scratch {
+            ws,
+            encoders,
+            decoder,
+        } = scratch;
+        encoders.resize_with(self.encoders.len(), MlpScratch::default);
+        Forward {
+            config: &self.config,
+            x_mean: &self.x_mean,
+            x_bias: &self.x_bias,
+            nets: ScratchBuffers {
+                encoders: &self.encoders,
+                decoder: &self.decoder,
+                encoder_buffers: encoders,
+                decoder_buffers: decoder,
+            },
+            prior: &self.prior,
+            posterior: &BernoulliPosterior,
+            ws,
+        }
     }
 
     fn check_batch(&self, x: &Mat, context: &'static str) -> Result<()> {
@@ -734,135 +931,6 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         Ok(n / b)
     }
 
-    /// The forward pass of docs/algorithms.md §2.1 for `x: [B, D]` with `k = N/B` samples per image:
-    /// fills the workspace (logits, samples, `log p(x|ζ)`, `−E(ζ)`, `log q̌`, `log w`) and, when
-    /// `train`, the decoder's `x − σ(o)`.
-    fn forward(&mut self, x: &Mat, noise: &[Mat], k: usize, pass: Pass, clock: &mut Clock) {
-        let Pass {
-            sampling,
-            mode,
-            beta,
-            train,
-        } = pass;
-        let (b, d) = x.shape();
-        let n = b * k;
-        let (l_count, u) = (self.config.layers(), self.config.latent_units);
-        let ws = &mut self.ws;
-        ws.shape = (b, k);
-        ws.logits.resize_with(l_count, || Mat::zeros(0, 0));
-        ws.zeta.resize_with(l_count, || Mat::zeros(0, 0));
-
-        // 1. Centred input x − x̄ (docs/algorithms.md §2.1 step 1).
-        ensure_shape(&mut ws.xc, b, d);
-        for ((xc_col, x_col), &m) in ws
-            .xc
-            .as_mut_slice()
-            .chunks_exact_mut(b)
-            .zip(x.as_slice().chunks_exact(b))
-            .zip(&self.x_mean)
-        {
-            for (c, &v) in xc_col.iter_mut().zip(x_col) {
-                *c = v - m;
-            }
-        }
-
-        // 2. Layer 1 on the B distinct images, then repeated k times: the repeated rows give
-        // batch norm exactly the same (biased) statistics, so this equals running the encoder on
-        // the N repeated rows (docs/algorithms.md §10.10) at 1/k of the cost.
-        let l1 = self.encoders[0].forward(&ws.xc, mode);
-        repeat_rows(l1, k, &mut ws.logits[0]);
-        sampling.sample(&ws.logits[0], &noise[0], &mut ws.zeta[0]);
-
-        // 3. Layer 2 on [x − x̄, ζ1] (hierarchical posterior, GB §5.1).
-        if l_count == 2 {
-            if k == 1 {
-                let inp = self.encoders[1].input_buffer(n);
-                inp.columns_mut(0, d).copy_from(&ws.xc);
-                inp.columns_mut(d, u).copy_from(&ws.zeta[0]);
-            } else {
-                // The data part is the same for the k samples of an image: its product with
-                // the first layer's kernel is computed once per image.
-                let (shared, rest) = self.encoders[1].shared_input_buffers(b, k, d);
-                shared.copy_from(&ws.xc);
-                rest.copy_from(&ws.zeta[0]);
-            }
-            let l2 = self.encoders[1].forward_buffered(mode);
-            ensure_shape(&mut ws.logits[1], n, u);
-            ws.logits[1].copy_from(l2);
-            sampling.sample(&ws.logits[1], &noise[1], &mut ws.zeta[1]);
-        }
-        clock.lap(Phase::Encoder);
-
-        // 4. Decoder on [ζ1, ζ2] and log p(x|ζ) (docs/algorithms.md §2.1 step 4).
-        ensure_shape(&mut ws.zeta_all, n, l_count * u);
-        for (i, z) in ws.zeta.iter().enumerate() {
-            ws.zeta_all.columns_mut(i * u, u).copy_from(z);
-        }
-        let out = self.decoder.forward(&ws.zeta_all, mode);
-        ws.log_px.resize(n, 0.0);
-        let grad = if train { Some(&mut ws.dout) } else { None };
-        bernoulli_log_lik(out, x, &self.x_bias, k, &mut ws.log_px, grad);
-        clock.lap(Phase::Decoder);
-
-        // 5. −E(ζ) at the relaxed points (GB Eq. 7).
-        ws.neg_e.resize(n, 0.0);
-        self.prior.energy_into(ws.zeta_all.as_view(), &mut ws.neg_e);
-        for e in &mut ws.neg_e {
-            *e = -*e;
-        }
-        clock.lap(Phase::Prior);
-
-        // 6. log q̌(ζ|x) = Σ_layers Σ_i [ζ l − softplus(l)] (GB text after Eq. 8).
-        ws.log_q.clear();
-        ws.log_q.resize(n, 0.0);
-        for (l, z) in ws.logits.iter().zip(&ws.zeta) {
-            BernoulliPosterior.accumulate_log_prob(l, z, &mut ws.log_q);
-        }
-        clock.lap(Phase::Encoder);
-
-        // 7. log w = log p(x|ζ) + β(−E(ζ) − log q̌(ζ|x)) (GB Eq. 9, annealed, docs/algorithms.md §2.3).
-        ws.log_w.resize(n, 0.0);
-        for r in 0..n {
-            ws.log_w[r] = ws.log_px[r] + beta * (ws.neg_e[r] - ws.log_q[r]);
-        }
-        clock.lap(Phase::Other);
-    }
-
-    /// Per image: `logsumexp_i log w_bi − log k` (max-shifted, f64); fills w̃.
-    /// Per image, the objective made of its k log-weights and `∂objective/∂log w` (into
-    /// `ws.wt`): by the model's [`SampleCombination`] in relaxed training passes
-    /// (`trained = true`), by the importance-weighted bound (GB Eqs. 5, 9) everywhere else
-    /// (monitoring, evaluation, the baselines' passes).
-    fn group_objectives(&mut self, trained: bool) -> Vec<f64> {
-        let (b, k) = self.ws.shape;
-        let ws = &mut self.ws;
-        ws.wt.resize(b * k, 0.0);
-        let combination: &dyn SampleCombination = if trained {
-            self.combination.as_ref()
-        } else {
-            &ImportanceWeighted
-        };
-        (0..b)
-            .map(|bi| {
-                let lw = &ws.log_w[bi * k..(bi + 1) * k];
-                combination.combine(lw, &mut ws.wt[bi * k..(bi + 1) * k])
-            })
-            .collect()
-    }
-
-    /// The combination of the k samples in relaxed training passes (default
-    /// [`ImportanceWeighted`], GB Eq. 9).
-    pub fn combination(&self) -> &dyn SampleCombination {
-        self.combination.as_ref()
-    }
-
-    /// Trains with another combination of the k relaxed samples (see [`SampleCombination`]);
-    /// monitoring and evaluation keep the importance-weighted bounds of the paper. The
-    /// combination is code, not state: it is not saved in checkpoints.
-    pub fn set_combination(&mut self, combination: Arc<dyn SampleCombination>) {
-        self.combination = combination;
-    }
-
     /// One evaluation of the training loss at fixed noise and its full gradient (docs/algorithms.md
     /// §2.2), with batch norm in training mode:
     ///
@@ -890,36 +958,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         self.check_batch(x, "GumBolt::loss_and_grad")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::loss_and_grad")?;
-        let mut clock = Clock::new(self.timing.is_some());
-        let parts = self.loss_and_grad_impl(x, noise, k, beta, &mut clock);
-        self.commit_times(&clock);
-        parts
-    }
-
-    /// Adds one step's phase times (when timing is on).
-    fn commit_times(&mut self, clock: &Clock) {
-        if let Some(t) = &mut self.timing {
-            t.add(clock);
-            t.steps += 1;
-        }
-    }
-
-    /// Runs training steps on `threads` threads (default 1): with two or more, the negative
-    /// phase runs beside the forward and backward passes, the PCD chains' stream groups run as
-    /// parallel tasks and large GEMMs are split, all in a pool of `threads` persistent threads
-    /// whose idle threads pick up whatever work is left.
-    ///
-    /// Every task computes exactly what the serial step computes (the negative phase depends
-    /// only on the prior's parameters and its own state; chains never interact; a GEMM's
-    /// elements do not depend on how C is cut), so the results are bit-identical for every
-    /// number of threads (tested).
-    pub fn set_threads(&mut self, threads: usize) {
-        self.pool = pool::StepPool::new(threads);
-    }
-
-    /// The threads of a training step ([`GumBolt::set_threads`]).
-    pub fn threads(&self) -> usize {
-        self.pool.threads()
+        self.loss_and_grad_impl(x, noise, k, beta, None, &mut Clock::off())
     }
 
     fn loss_and_grad_impl(
@@ -928,11 +967,12 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         noise: &Noise,
         k: usize,
         beta: f64,
+        pool: Option<&rayon::ThreadPool>,
         clock: &mut Clock,
     ) -> Result<LossParts> {
         clock.lap(Phase::Other);
         let mut partition = self.partition.take().expect(PARTITION_PRESENT);
-        let (partition, advanced, passes) = if let Some(pool) = self.pool.get() {
+        let (partition, advanced, terms) = if let Some(pool) = pool {
             // The negative phase samples with a copy of θ_t while this thread runs the
             // networks; the samples enter only the final gradient term, added afterwards.
             let prior = self.prior.clone();
@@ -951,17 +991,12 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             let passes = if advanced.is_ok() {
                 self.passes(x, noise, k, beta, clock)
             } else {
-                Passes::default()
+                ObjectiveTerms::default()
             };
             (partition, advanced, passes)
         };
         self.partition = Some(partition);
         advanced?;
-        let Passes {
-            objectives,
-            smoothed,
-            baseline_mse,
-        } = passes;
         // The negative phase's gradient term, β ∇θ S_Z (GB Eq. 6).
         let Self {
             prior,
@@ -985,54 +1020,18 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 .sum();
             0.5 * lambda * sq
         };
-        let b = x.nrows();
-        let inv_b = 1.0 / b as f64;
-        let ws = &self.ws;
-        let wmean = |v: &[f64]| ws.wt.iter().zip(v).map(|(w, x)| w * x).sum::<f64>() * inv_b;
-        let ess = (0..b)
-            .map(|bi| {
-                1.0 / ws.wt[bi * k..(bi + 1) * k]
-                    .iter()
-                    .map(|w| w * w)
-                    .sum::<f64>()
-            })
-            .sum::<f64>()
-            * inv_b;
         let log_z_surrogate = self.partition().surrogate_value(&self.prior);
-        let parts = match smoothed {
-            // The smoothed ELBO: the k samples are averaged (no importance weights).
-            Some(kl) => {
-                let n = ws.log_px.len() as f64;
-                let log_px = ws.log_px.iter().sum::<f64>() / n;
-                let objective = log_px - beta * kl.kl_without_log_z;
-                LossParts {
-                    loss: -objective + beta * log_z_surrogate + weight_decay,
-                    objective,
-                    log_px_given_zeta: log_px,
-                    neg_energy: kl.neg_energy,
-                    log_q: kl.neg_entropy,
-                    log_z_surrogate,
-                    weight_decay,
-                    effective_samples: k as f64,
-                    beta,
-                    baseline_mse: 0.0,
-                }
-            }
-            None => {
-                let objective = objectives.iter().sum::<f64>() * inv_b;
-                LossParts {
-                    loss: -objective + beta * log_z_surrogate + weight_decay,
-                    objective,
-                    log_px_given_zeta: wmean(&ws.log_px),
-                    neg_energy: wmean(&ws.neg_e),
-                    log_q: wmean(&ws.log_q),
-                    log_z_surrogate,
-                    weight_decay,
-                    effective_samples: ess,
-                    beta,
-                    baseline_mse,
-                }
-            }
+        let parts = LossParts {
+            loss: -terms.objective + beta * log_z_surrogate + weight_decay,
+            objective: terms.objective,
+            log_px_given_zeta: terms.log_px_given_zeta,
+            neg_energy: terms.neg_energy,
+            log_q: terms.log_q,
+            log_z_surrogate,
+            weight_decay,
+            effective_samples: terms.effective_samples,
+            beta,
+            baseline_mse: terms.baseline_mse,
         };
         clock.lap(Phase::Other);
         Ok(parts)
@@ -1040,20 +1039,23 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 
     /// The forward and backward passes of one training step (everything but the negative
     /// phase's gradient term).
-    fn passes(&mut self, x: &Mat, noise: &Noise, k: usize, beta: f64, clock: &mut Clock) -> Passes {
-        let sampling = match (self.config.objective, self.smoothing) {
-            (Objective::Dvae | Objective::DvaePp, Some(s)) => Sampling::Smoothed(s),
-            (Objective::Reinforce, _) => Sampling::Discrete,
-            _ => Sampling::Relaxed(self.relax),
-        };
+    fn passes(
+        &mut self,
+        x: &Mat,
+        noise: &Noise,
+        k: usize,
+        beta: f64,
+        clock: &mut Clock,
+    ) -> ObjectiveTerms {
+        let (forward, objective) = self.split();
         let pass = Pass {
-            sampling,
+            sampler: objective.sampler(),
             mode: Mode::Train,
             beta,
             train: true,
         };
-        self.forward(x, &noise.layers, k, pass, clock);
-        let objectives = self.group_objectives(matches!(sampling, Sampling::Relaxed(_)));
+        forward.run(x, &noise.layers, k, pass, clock);
+        let objectives = group_objectives(&mut self.ws, self.objective.combination());
         clock.lap(Phase::Other);
         for e in &mut self.encoders {
             e.zero_grad();
@@ -1061,117 +1063,31 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         clock.lap(Phase::Encoder);
         self.decoder.zero_grad();
         clock.lap(Phase::Decoder);
-        let mut smoothed = None;
-        let mut baseline_mse = 0.0;
-        match sampling {
-            Sampling::Relaxed(_) => self.backward(&noise.layers, k, beta, clock),
-            Sampling::Smoothed(s) => {
-                smoothed = Some(self.backward_smoothed(s, &noise.layers, k, beta, clock));
-            }
-            Sampling::Discrete => baseline_mse = self.backward_reinforce(k, beta, clock),
-        }
-
-        Passes {
-            objectives,
-            smoothed,
-            baseline_mse,
-        }
-    }
-
-    /// The backward pass of docs/algorithms.md §2.2 (see [`GumBolt::loss_and_grad`]).
-    fn backward(&mut self, noise: &[Mat], k: usize, beta: f64, clock: &mut Clock) {
-        let (l_count, u, d) = (
-            self.config.layers(),
-            self.config.latent_units,
-            self.config.pixels,
-        );
         let Self {
+            config,
             ws,
             encoders,
             decoder,
             prior,
             prior_grad,
-            relax,
+            objective,
             ..
         } = self;
-        let (b, _) = ws.shape;
-        let n = b * k;
-        let inv_b = 1.0 / b as f64;
-        let beta32 = beta as f32;
-        // ∂loss/∂log w = −w̃/B.
-        ws.g.clear();
-        ws.g.extend(ws.wt.iter().map(|w| (-w * inv_b) as f32));
-        clock.lap(Phase::Other);
-
-        // Decoder: ∂loss/∂o = g·(x − σ(o)).
-        for col in ws.dout.as_mut_slice().chunks_exact_mut(n) {
-            for (v, &g) in col.iter_mut().zip(&ws.g) {
-                *v *= g;
-            }
-        }
-        let dz = decoder.backward(&ws.dout);
-        ensure_shape(&mut ws.dzeta, n, l_count * u);
-        ws.dzeta.copy_from(dz);
-        clock.lap(Phase::Decoder);
-
-        // Prior and log q̌ terms of ∂loss/∂ζ: g·β·(∂(−E)/∂ζ − l).
-        prior.energy_grad_into(ws.zeta_all.as_view(), &mut ws.egrad);
-        let logit_cols = ws.logits.iter().flat_map(|l| l.as_slice().chunks_exact(n));
-        for ((dc, eg), lc) in ws
-            .dzeta
-            .as_mut_slice()
-            .chunks_exact_mut(n)
-            .zip(ws.egrad.as_slice().chunks_exact(n))
-            .zip(logit_cols)
-        {
-            for (((dv, &e), &l), &g) in dc.iter_mut().zip(eg).zip(lc).zip(&ws.g) {
-                *dv += g * beta32 * (-e - l);
-            }
-        }
-
-        // Prior parameters: positive phase Σ_r g_r β ∇θ(−E(ζ_r)), negative phase β ∇θ S_Z.
-        prior_grad.fill(0.0);
-        let weights: Vec<f32> = ws.g.iter().map(|&g| g * beta32).collect();
-        prior.accumulate_neg_energy_grad(ws.zeta_all.as_view(), &weights, prior_grad);
-        clock.lap(Phase::Prior);
-
-        // Stochastic layers, last first.
-        for layer in (0..l_count).rev() {
-            ensure_shape(&mut ws.dz_layer, n, u);
-            ws.dz_layer.copy_from(&ws.dzeta.columns(layer * u, u));
-            // Through the relaxation: ∂ζ/∂l = ζ(1−ζ)/τ.
-            relax.logits_grad_into(
-                EstimatorGrad {
-                    logits: &ws.logits[layer],
-                    noise: &noise[layer],
-                    sample: &ws.zeta[layer],
-                    grad_sample: Some(&ws.dz_layer),
-                    learning_signal: None,
-                },
-                &mut ws.dl,
-            );
-            // Direct logit path of −β log q̌ at fixed ζ: −β·g·(ζ − σ(l)).
-            BernoulliPosterior.score_into(&ws.logits[layer], &ws.zeta[layer], &mut ws.score);
-            for (dcol, scol) in ws
-                .dl
-                .as_mut_slice()
-                .chunks_exact_mut(n)
-                .zip(ws.score.as_slice().chunks_exact(n))
-            {
-                for ((dv, &s), &g) in dcol.iter_mut().zip(scol).zip(&ws.g) {
-                    *dv -= beta32 * g * s;
-                }
-            }
-            if layer == 1 {
-                let dz1 = encoders[1].backward_input_cols(&ws.dl, d, u);
-                let mut target = ws.dzeta.columns_mut(0, u);
-                target += dz1;
-            } else {
-                sum_row_groups(&ws.dl, k, &mut ws.dl1);
-                encoders[0].backward_params_only(&ws.dl1);
-            }
-        }
-        clock.lap(Phase::Encoder);
+        objective.backward(&mut TrainingPass {
+            ws,
+            encoders,
+            decoder,
+            prior: &*prior,
+            prior_grad,
+            noise: &noise.layers,
+            clock,
+            objectives: &objectives,
+            layers: config.layers(),
+            units: config.latent_units,
+            pixels: config.pixels,
+            k,
+            beta,
+        })
     }
 
     /// One training iteration t (docs/algorithms.md §2.1, §2.3, §9): draws ρ, advances the negative
@@ -1179,28 +1095,33 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// and takes an Adam step at the scheduled learning rate (weight decay `1e-4·½‖·‖²` on
     /// kernels, BN γ and the RBM W).
     ///
-    /// `x` holds B binary images (`[B, D]`).
+    /// `x` holds B binary images (`[B, D]`). The optimiser, the noise stream, the threads and
+    /// the phase timers are the trainer's `state` (built for this model's configuration).
     ///
     /// # Errors
     /// [`ModelError::Shape`] for a batch of the wrong width; [`ModelError::NonFinite`] if the
     /// loss is not finite (the parameters are then left unchanged).
-    pub fn train_step(&mut self, x: &Mat, iteration: u64) -> Result<StepStats> {
+    pub fn train_step(
+        &mut self,
+        x: &Mat,
+        iteration: u64,
+        state: &mut TrainState,
+    ) -> Result<StepStats> {
         self.check_batch(x, "GumBolt::train_step")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.config.k;
         let beta = self.config.train.kl_beta(iteration);
         let lr = self.config.train.learning_rate(iteration);
-        let mut clock = Clock::new(self.timing.is_some());
-        let mut noise = std::mem::take(&mut self.ws.noise);
+        let (adam, rng, pool, timing, noise) = state.parts();
+        let mut clock = Clock::new(timing.is_some());
         noise.refill(
-            &mut self.rng,
+            rng,
             x.nrows() * k,
             self.config.layers(),
             self.config.latent_units,
         );
-        let parts = self.loss_and_grad_impl(x, &noise, k, beta, &mut clock);
-        self.ws.noise = noise;
-        let parts = parts?;
+        let pool = pool.get();
+        let parts = self.loss_and_grad_impl(x, noise, k, beta, pool.as_deref(), &mut clock)?;
         if !parts.loss.is_finite() {
             return Err(ModelError::NonFinite {
                 what: "loss",
@@ -1212,18 +1133,18 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             decoder,
             prior,
             prior_grad,
-            nvil,
-            adam,
+            objective,
             ..
         } = self;
         let mut params = Vec::new();
-        collect_params(encoders, decoder, prior, prior_grad, nvil, &mut params);
+        collect_params(encoders, decoder, prior, prior_grad, objective, &mut params);
         adam.step(&mut params, lr as f32)?;
-        if let Some(nv) = nvil {
-            nv.update_stats();
-        }
+        objective.after_step();
         clock.lap(Phase::Optimizer);
-        self.commit_times(&clock);
+        if let Some(t) = timing {
+            t.add(&clock);
+            t.steps += 1;
+        }
         Ok(StepStats {
             iteration,
             learning_rate: lr,
@@ -1234,23 +1155,29 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// Per image, the discrete objective `L_k = logsumexp_i log w_i − log k − log Ẑ` (GB Eq. 5)
     /// at τ = 0 for the given noise (`k = N/B`): `z = 1[l + logit ρ > 0]`, layer 2 fed the
     /// binary z1, batch norm in inference mode, β = 1 (docs/algorithms.md §2.4). `log_z` is the
-    /// caller's estimate of `log Z` (AIS, PT, or exact).
+    /// caller's estimate of `log Z` (AIS, PT, or exact). The pass runs on `scratch` (its
+    /// samples and logits stay readable there).
     ///
     /// # Errors
     /// [`ModelError::Shape`] for a batch or noise of the wrong shape.
-    pub fn discrete_objective(&mut self, x: &Mat, noise: &Noise, log_z: f64) -> Result<Vec<f64>> {
+    pub fn discrete_objective(
+        &self,
+        x: &Mat,
+        noise: &Noise,
+        log_z: f64,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<f64>> {
         self.check_batch(x, "GumBolt::discrete_objective")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::discrete_objective")?;
-        self.forward(
+        self.with_scratch(scratch).run(
             x,
             &noise.layers,
             k,
-            Pass::eval(Sampling::Discrete),
+            Pass::eval(&Discrete),
             &mut Clock::off(),
         );
-        Ok(self
-            .group_objectives(false)
+        Ok(group_objectives(&mut scratch.ws, &ImportanceWeighted)
             .into_iter()
             .map(|v| v - log_z)
             .collect())
@@ -1264,25 +1191,20 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// [`ModelError::Estimator`] for an invalid `tau`; [`ModelError::Shape`] as
     /// [`GumBolt::discrete_objective`].
     pub fn relaxed_objective(
-        &mut self,
+        &self,
         x: &Mat,
         noise: &Noise,
         tau: f64,
         log_z: f64,
+        scratch: &mut Scratch,
     ) -> Result<Vec<f64>> {
         let relax = GumbelRelaxation::new(tau)?;
         self.check_batch(x, "GumBolt::relaxed_objective")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::relaxed_objective")?;
-        self.forward(
-            x,
-            &noise.layers,
-            k,
-            Pass::eval(Sampling::Relaxed(relax)),
-            &mut Clock::off(),
-        );
-        Ok(self
-            .group_objectives(false)
+        self.with_scratch(scratch)
+            .run(x, &noise.layers, k, Pass::eval(&relax), &mut Clock::off());
+        Ok(group_objectives(&mut scratch.ws, &ImportanceWeighted)
             .into_iter()
             .map(|v| v - log_z)
             .collect())
@@ -1294,17 +1216,18 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// # Errors
     /// As [`GumBolt::discrete_objective`].
     pub fn monitor<R: Rng + ?Sized>(
-        &mut self,
+        &self,
         x: &Mat,
         k: usize,
         log_z: f64,
         rng: &mut R,
+        scratch: &mut Scratch,
     ) -> Result<Objectives> {
         ensure(k >= 1, "k", || "must be at least 1".into())?;
         let noise = self.draw_noise(rng, x.nrows() * k);
         let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
-        let relaxed = mean(self.relaxed_objective(x, &noise, self.config.tau, log_z)?);
-        let discrete = mean(self.discrete_objective(x, &noise, log_z)?);
+        let relaxed = mean(self.relaxed_objective(x, &noise, self.config.tau, log_z, scratch)?);
+        let discrete = mean(self.discrete_objective(x, &noise, log_z, scratch)?);
         Ok(Objectives { relaxed, discrete })
     }
 
@@ -1319,12 +1242,13 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     /// [`ModelError::InvalidConfig`] if `samples` or `chunk` is 0; [`ModelError::Shape`] for a
     /// batch of the wrong width.
     pub fn estimate_log_likelihood<R: Rng + ?Sized>(
-        &mut self,
+        &self,
         x: &Mat,
         samples: usize,
         chunk: usize,
         log_z: f64,
         rng: &mut R,
+        scratch: &mut Scratch,
     ) -> Result<IwEstimate> {
         self.check_batch(x, "GumBolt::estimate_log_likelihood")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
@@ -1338,15 +1262,15 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         while done < samples {
             let c = chunk.min(samples - done);
             noise.refill(rng, b * c, self.config.layers(), self.config.latent_units);
-            self.forward(
+            self.with_scratch(scratch).run(
                 x,
                 &noise.layers,
                 c,
-                Pass::eval(Sampling::Discrete),
+                Pass::eval(&Discrete),
                 &mut Clock::off(),
             );
             for bi in 0..b {
-                for &lw in &self.ws.log_w[bi * c..(bi + 1) * c] {
+                for &lw in &scratch.ws.log_w[bi * c..(bi + 1) * c] {
                     sum_w[bi].add(lw);
                     sum_w2[bi].add(2.0 * lw);
                 }
@@ -1418,13 +1342,13 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
 }
 
 /// Every trainable tensor of the model, in a fixed order: encoder layer 1, encoder layer 2 (if
-/// any), decoder, then the prior's parameter groups.
+/// any), decoder, the prior's parameter groups, then the objective's own networks.
 fn collect_params<'a, P: TrainablePrior>(
     encoders: &'a mut [Mlp],
     decoder: &'a mut Mlp,
     prior: &'a mut P,
     prior_grad: &'a mut [f32],
-    nvil: &'a mut Option<Nvil>,
+    objective: &'a mut Box<dyn TrainingObjective>,
     out: &mut Vec<ParamMut<'a>>,
 ) {
     for e in encoders.iter_mut() {
@@ -1441,8 +1365,8 @@ fn collect_params<'a, P: TrainablePrior>(
         value = vr;
         grad = grr;
     }
-    if let Some(nv) = nvil {
-        nv.net.collect_params(out);
+    for (_, net) in objective.networks_mut() {
+        net.collect_params(out);
     }
 }
 
@@ -1453,7 +1377,7 @@ impl<P: TrainablePrior, G> Trainable for GumBolt<P, G> {
             &mut self.decoder,
             &mut self.prior,
             &mut self.prior_grad,
-            &mut self.nvil,
+            &mut self.objective,
             out,
         );
     }

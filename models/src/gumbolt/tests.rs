@@ -12,6 +12,7 @@ use gumbolt_priors::{FactorialBernoulli, Rbm};
 use super::*;
 use crate::nn::testutil::{check_close, fd_grad};
 use crate::nn::{Mlp, MlpConfig, Mode, Trainable};
+use crate::train::TrainState;
 
 /// A binary `[rows, cols]` matrix with P(1) = 0.4.
 pub(super) fn binary(rows: usize, cols: usize, seed: u64) -> Mat {
@@ -239,9 +240,10 @@ fn kernels_repeat(src: &Mat, k: usize, dst: &mut Mat) {
 /// non-trivial before an evaluation test.
 fn warm_up<P: TrainablePrior, G: PartitionGradient<P>>(m: &mut GumBolt<P, G>, seed: u64) {
     let d = m.config().pixels;
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..5 {
         let x = binary(16, d, seed + t);
-        m.train_step(&x, 1000 + t).unwrap();
+        m.train_step(&x, 1000 + t, &mut st).unwrap();
     }
 }
 
@@ -280,11 +282,14 @@ fn t3_relaxed_objective_equals_discrete_at_tiny_temperature() {
         let x = binary(b, d, 70 + ci as u64);
         let noise = m.draw_noise(&mut root_rng(80 + ci as u64), b * k);
         let log_z = 3.25;
-        let f = m.relaxed_objective(&x, &noise, 1e-4, log_z).unwrap();
-        let zeta: Vec<Mat> = m.last_samples().to_vec();
-        let l = m.discrete_objective(&x, &noise, log_z).unwrap();
-        let z: Vec<Mat> = m.last_samples().to_vec();
-        let logits: Vec<Mat> = m.last_logits().to_vec();
+        let mut s = Scratch::default();
+        let f = m
+            .relaxed_objective(&x, &noise, 1e-4, log_z, &mut s)
+            .unwrap();
+        let zeta: Vec<Mat> = s.last_samples().to_vec();
+        let l = m.discrete_objective(&x, &noise, log_z, &mut s).unwrap();
+        let z: Vec<Mat> = s.last_samples().to_vec();
+        let logits: Vec<Mat> = s.last_logits().to_vec();
         let mut checked = 0;
         for bi in 0..b {
             let near_boundary = (bi * k..(bi + 1) * k).any(|r| {
@@ -359,7 +364,14 @@ fn iw_estimator_matches_exact_log_likelihood() {
     let exact = exact_log_px(&mut m, &x);
     let log_z = m.prior().log_partition().unwrap();
     let est = m
-        .estimate_log_likelihood(&x, 40_000, 3_000, log_z, &mut root_rng(92))
+        .estimate_log_likelihood(
+            &x,
+            40_000,
+            3_000,
+            log_z,
+            &mut root_rng(92),
+            &mut Scratch::default(),
+        )
         .unwrap();
     assert_eq!(est.samples, 40_000);
     for (b, &ex) in exact.iter().enumerate() {
@@ -375,10 +387,10 @@ fn iw_estimator_matches_exact_log_likelihood() {
     }
     // Chunking does not change the estimator, only how the samples are drawn.
     let one = m
-        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93))
+        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93), &mut Scratch::default())
         .unwrap();
     let chunked = m
-        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93))
+        .estimate_log_likelihood(&x, 7, 7, log_z, &mut root_rng(93), &mut Scratch::default())
         .unwrap();
     assert_eq!(one, chunked);
 }
@@ -398,7 +410,9 @@ fn discrete_bounds_increase_with_k_towards_log_likelihood() {
     let mut stats = Vec::new();
     for k in [1usize, 2, 4, 8] {
         let noise = m.draw_noise(&mut rng, b * draws * k);
-        let v = m.discrete_objective(&x_big, &noise, log_z).unwrap();
+        let v = m
+            .discrete_objective(&x_big, &noise, log_z, &mut Scratch::default())
+            .unwrap();
         let per_image: Vec<(f64, f64)> = (0..b)
             .map(|bi| {
                 let s = &v[bi * draws..(bi + 1) * draws];
@@ -444,6 +458,7 @@ fn schedules_are_applied_in_train_steps() {
     let mut c = tiny(Structure::Nonlinear, 2);
     c.train.total_iterations = 100;
     let mut m = rbm_model(c, 110);
+    let mut st = TrainState::new(m.config()).unwrap();
     let x = binary(8, 6, 111);
     for (t, lr, beta) in [
         (0u64, 3e-3, 0.0),
@@ -453,7 +468,7 @@ fn schedules_are_applied_in_train_steps() {
         (80, 2.7e-4, 1.0),
         (95, 8.1e-5, 1.0),
     ] {
-        let s = m.train_step(&x, t).unwrap();
+        let s = m.train_step(&x, t, &mut st).unwrap();
         assert_eq!(s.iteration, t);
         assert!(
             (s.learning_rate - lr).abs() < 1e-12,
@@ -470,7 +485,7 @@ fn schedules_are_applied_in_train_steps() {
             (s.parts.effective_samples - 1.0) >= -1e-9 && s.parts.effective_samples <= 2.0 + 1e-9
         );
     }
-    assert_eq!(m.optimizer().steps(), 6);
+    assert_eq!(st.optimizer().steps(), 6);
     let r = LrSchedule::reference(3e-3);
     assert!((r.at(0, 1000) - 3e-4).abs() < 1e-15);
     assert!((r.at(20, 1000) - 3e-3).abs() < 1e-15);
@@ -523,7 +538,8 @@ fn configuration_and_shape_errors() {
         ModelError::InvalidConfig { name: "prior", .. }
     ));
     let mut m = GumBolt::nw(ok, &means(6)).unwrap();
-    let e = m.train_step(&binary(3, 7, 1), 0).unwrap_err();
+    let mut st = TrainState::new(m.config()).unwrap();
+    let e = m.train_step(&binary(3, 7, 1), 0, &mut st).unwrap_err();
     assert!(matches!(e, ModelError::Shape { .. }), "{e}");
     let x = binary(3, 6, 2);
     let bad_noise = Noise::draw(&mut root_rng(3), 4, 1, 4); // 4 rows is not a multiple of 3
@@ -533,11 +549,12 @@ fn configuration_and_shape_errors() {
     ));
     let noise = Noise::draw(&mut root_rng(3), 6, 1, 4);
     assert!(matches!(
-        m.relaxed_objective(&x, &noise, -1.0, 0.0).unwrap_err(),
+        m.relaxed_objective(&x, &noise, -1.0, 0.0, &mut Scratch::default())
+            .unwrap_err(),
         ModelError::Estimator(_)
     ));
     assert!(
-        m.estimate_log_likelihood(&x, 0, 1, 0.0, &mut root_rng(4))
+        m.estimate_log_likelihood(&x, 0, 1, 0.0, &mut root_rng(4), &mut Scratch::default())
             .is_err()
     );
     assert!(m.decode(&Mat::zeros(2, 3)).is_err());
@@ -564,12 +581,13 @@ fn pcd_model_trains_and_monitors_on_mnist_smoke() {
     assert_eq!((m.prior().n1(), m.prior().n2()), (100, 100));
     let mut rng = root_rng(5);
     let mut losses = Vec::new();
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..50 {
         let idx: Vec<usize> = (0..100)
             .map(|_| (gumbolt_core::rng::uniform_f64(&mut rng) * data.train.n() as f64) as usize)
             .collect();
         let x = data.train.gather(&idx);
-        let s = m.train_step(&x, t).unwrap();
+        let s = m.train_step(&x, t, &mut st).unwrap();
         losses.push(s.parts.loss);
     }
     let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
@@ -587,7 +605,9 @@ fn pcd_model_trains_and_monitors_on_mnist_smoke() {
     // Monitoring objectives at τ = 1/7 and τ = 0 are finite and close to each other.
     let x = data.valid.gather(&(0..50).collect::<Vec<_>>());
     let log_z = 200.0 * 2f64.ln(); // a placeholder: both objectives subtract the same value
-    let o = m.monitor(&x, 5, log_z, &mut root_rng(6)).unwrap();
+    let o = m
+        .monitor(&x, 5, log_z, &mut root_rng(6), &mut Scratch::default())
+        .unwrap();
     assert!(o.relaxed.is_finite() && o.discrete.is_finite());
 }
 
@@ -648,10 +668,11 @@ pub(super) fn train_on_toy(
     )
     .unwrap();
     let before = exact_log_px(&mut m, data).iter().sum::<f64>() / 64.0;
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..steps {
         let idx: Vec<usize> = (0..16).map(|i| ((t as usize) * 16 + i) % 64).collect();
         let x = Mat::from_fn(16, d, |r, j| data[(idx[r], j)]);
-        m.train_step(&x, t).unwrap();
+        m.train_step(&x, t, &mut st).unwrap();
     }
     let after = exact_log_px(&mut m, data).iter().sum::<f64>() / 64.0;
     (before, after)
@@ -674,8 +695,9 @@ fn third_order_mrf_prior_trains_with_colour_pcd() {
     let means = vec![0.4f32; 6];
     let mut m = GumBolt::new(c, &means, mrf.clone(), SampledPartition::new(pcd)).unwrap();
     let x = Mat::from_fn(8, 6, |r, j| ((r + j) % 2) as f32);
+    let mut st = TrainState::new(m.config()).unwrap();
     for t in 0..5 {
-        m.train_step(&x, t).unwrap();
+        m.train_step(&x, t, &mut st).unwrap();
     }
     assert_ne!(m.prior().params(), mrf.params());
     assert!(m.prior().params().iter().all(|v| v.is_finite()));

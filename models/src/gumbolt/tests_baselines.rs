@@ -18,8 +18,16 @@ use super::*;
 use crate::dvae::{SmoothedElbo, Smoothing};
 use crate::nn::Trainable;
 use crate::nn::testutil::{check_close, fd_grad};
+use crate::train::TrainState;
 
 const FD_STEP: f32 = 3e-3;
+
+/// NVIL's baseline of a REINFORCE model with k = 1 (`None` for any other objective).
+fn nvil<P: TrainablePrior, G: PartitionGradient<P>>(m: &GumBolt<P, G>) -> Option<&Nvil> {
+    m.objective()
+        .downcast_ref::<ReinforceObjective>()
+        .and_then(|r| r.baseline())
+}
 
 type TestModel = GumBolt<Rbm, SampledPartition<FixedSamples>>;
 
@@ -250,7 +258,11 @@ fn reinforce_gradients_are_those_of_their_surrogates() {
             // Non-trivial running statistics: c ≠ 0 and v > 1.
             let mut stats = NvilBaseline::default();
             stats.centred_signal(&[-3.0, 5.0, 1.0], &[0.0, 0.0, 0.0]);
-            base.nvil_mut().unwrap().stats = stats;
+            base.objective_mut()
+                .downcast_mut::<ReinforceObjective>()
+                .and_then(|r| r.baseline_mut())
+                .unwrap()
+                .set_stats(stats);
         }
         let x = binary(b, 6, seed + 1);
         let noise = base.draw_noise(&mut root_rng(seed + 2), b * k);
@@ -261,7 +273,7 @@ fn reinforce_gradients_are_those_of_their_surrogates() {
         let z_base: Vec<Mat> = m.last_samples().to_vec();
         let inv_b = 1.0 / b as f64;
         let signal: Vec<f64> = if k == 1 {
-            let nv = m.nvil().unwrap();
+            let nv = nvil(&m).unwrap();
             let (c, norm) = (nv.stats().mean(), nv.stats().normaliser());
             let out = nv.net().output();
             assert!(
@@ -280,7 +292,7 @@ fn reinforce_gradients_are_those_of_their_surrogates() {
             f.chunks(k).flat_map(|g| vimco_signals(g).0).collect()
         };
         let first_nvil = analytic.len() - if k == 1 { 6 } else { 0 };
-        let c_mean = m.nvil().map_or(0.0, |n| n.stats().mean());
+        let c_mean = nvil(&m).map_or(0.0, |n| n.stats().mean());
         check_surrogate(
             &base,
             &analytic,
@@ -291,7 +303,7 @@ fn reinforce_gradients_are_those_of_their_surrogates() {
                     return None;
                 }
                 if t >= first_nvil {
-                    let out = p.nvil().unwrap().net().output();
+                    let out = nvil(p).unwrap().net().output();
                     let mse: f64 = (0..b)
                         .map(|r| (f[r] - c_mean - out[(r, 0)] as f64).powi(2))
                         .sum::<f64>()
@@ -316,11 +328,12 @@ fn nvil_statistics_are_updated_once_per_training_step() {
     let mut c = with_objective(Structure::Nonlinear, 1, Objective::Reinforce);
     c.train.total_iterations = 10;
     let mut m = rbm_model(c, 70);
-    assert_eq!(m.nvil().unwrap().stats().updates(), 0);
+    assert_eq!(nvil(&m).unwrap().stats().updates(), 0);
     let x = binary(5, 6, 71);
-    m.train_step(&x, 0).unwrap();
-    m.train_step(&x, 1).unwrap();
-    let stats = m.nvil().unwrap().stats();
+    let mut st = TrainState::new(m.config()).unwrap();
+    m.train_step(&x, 0, &mut st).unwrap();
+    m.train_step(&x, 1, &mut st).unwrap();
+    let stats = nvil(&m).unwrap().stats();
     assert_eq!(stats.updates(), 2);
     assert!(stats.mean().is_finite() && stats.mean() != 0.0);
     // VIMCO (k > 1) has no baseline network; GumBolt, dVAE and dVAE++ neither.
@@ -329,11 +342,7 @@ fn nvil_statistics_are_updated_once_per_training_step() {
         (Objective::GumBolt, 1),
         (Objective::Dvae, 1),
     ] {
-        assert!(
-            rbm_model(with_objective(Structure::Nonlinear, k, o), 72)
-                .nvil()
-                .is_none()
-        );
+        assert!(nvil(&rbm_model(with_objective(Structure::Nonlinear, k, o), 72)).is_none());
     }
 }
 
@@ -460,12 +469,13 @@ fn threads_give_bit_identical_training_at_full_size() {
         let fresh = GumBolt::with_pcd(c.clone(), &means(c.pixels), pcd).unwrap();
         let run = |threads: usize| {
             let mut m = fresh.clone();
-            m.set_threads(threads);
-            assert_eq!(m.threads(), threads);
+            let mut st = TrainState::new(m.config()).unwrap();
+            st.set_threads(threads);
+            assert_eq!(st.threads(), threads);
             let losses: Vec<u64> = (0..3)
                 .map(|t| {
                     let x = binary(8, c.pixels, 70 + t);
-                    m.train_step(&x, t).unwrap().parts.loss.to_bits()
+                    m.train_step(&x, t, &mut st).unwrap().parts.loss.to_bits()
                 })
                 .collect();
             let params: Vec<u32> = m
@@ -497,12 +507,14 @@ fn parallel_negative_phase_gives_bit_identical_training() {
             .seed(9);
         let serial = GumBolt::with_pcd(c, &means(6), pcd).unwrap();
         let mut parallel = serial.clone();
-        parallel.set_threads(2);
+        let mut serial_state = TrainState::new(serial.config()).unwrap();
+        let mut parallel_state = serial_state.clone();
+        parallel_state.set_threads(2);
         let mut serial = serial;
         for t in 0..6 {
             let x = binary(4, 6, 90 + t);
-            let a = serial.train_step(&x, t).unwrap();
-            let b = parallel.train_step(&x, t).unwrap();
+            let a = serial.train_step(&x, t, &mut serial_state).unwrap();
+            let b = parallel.train_step(&x, t, &mut parallel_state).unwrap();
             assert_eq!(
                 a.parts.loss.to_bits(),
                 b.parts.loss.to_bits(),

@@ -159,6 +159,36 @@ impl BatchNorm {
         &self.dbeta
     }
 
+    /// `y ← BN(x)` in [`Mode::Inference`] without touching the layer (no cache for a backward
+    /// pass): the same values as [`BatchNorm::forward`] in inference mode, from `&self`, so
+    /// that several threads can run one network (docs/algorithms.md §2.4).
+    ///
+    /// # Panics
+    /// If `x` does not have `d` columns.
+    pub fn infer_into(&self, x: &Mat, y: &mut Mat) {
+        let (n, d) = x.shape();
+        assert_eq!(d, self.dim(), "BatchNorm::infer_into: input width");
+        ensure_shape(y, n, d);
+        if n == 0 {
+            return;
+        }
+        let eps = self.config.eps as f64;
+        for (j, (yc, xc)) in y
+            .as_mut_slice()
+            .chunks_exact_mut(n)
+            .zip(x.as_slice().chunks_exact(n))
+            .enumerate()
+        {
+            let mean = self.moving_mean[j];
+            let inv_std = (1.0 / (self.moving_var[j] as f64 + eps).sqrt()) as f32;
+            let (g, b) = (self.gamma[j], self.beta[j]);
+            for (yv, &xv) in yc.iter_mut().zip(xc) {
+                let h = (xv - mean) * inv_std;
+                *yv = g * h + b;
+            }
+        }
+    }
+
     /// `y ← BN(x)` in `mode`; `y` is reshaped to `[N, d]` if needed. Caches `x̂` and `1/√(σ²+ε)`
     /// for the backward pass; in [`Mode::Train`] also updates the moving averages.
     ///

@@ -104,7 +104,9 @@ struct HiddenLayer {
     bn: BatchNorm,
 }
 
-/// Activations and gradients of the last pass, reused across iterations.
+/// Activations and gradients of a pass, reused across iterations: the network's own (for
+/// training passes and their backward pass), or a caller's [`MlpScratch`] for inference from
+/// `&self` ([`Mlp::infer`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Buffers {
     /// Copy of the input `[N, input]`.
@@ -127,6 +129,45 @@ struct Buffers {
     shared_k: usize,
     /// Scratch of the shared first layer (`[B, width]`).
     shared_tmp: Mat,
+}
+
+impl Buffers {
+    fn input_buffer(&mut self, rows: usize, width: usize) -> &mut Mat {
+        self.shared_k = 0;
+        ensure_shape(&mut self.input, rows, width);
+        &mut self.input
+    }
+
+    fn shared_input_buffers(
+        &mut self,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+        width: usize,
+    ) -> (&mut Mat, &mut Mat) {
+        assert!(shared_cols <= width && k >= 1, "Mlp::shared_input_buffers");
+        self.shared_k = k;
+        ensure_shape(&mut self.shared, rows, shared_cols);
+        ensure_shape(&mut self.input, rows * k, width - shared_cols);
+        (&mut self.shared, &mut self.input)
+    }
+}
+
+/// Per-thread buffers of inference passes through an [`Mlp`] shared by reference
+/// ([`Mlp::infer`], [`Mlp::infer_buffered`]): evaluation threads each own one instead of a copy
+/// of the network (docs/algorithms.md §2.4). Empty by default; sized on first use.
+///
+/// ```
+/// use gumbolt_models::nn::{MlpConfig, MlpScratch, Mode};
+/// let mut net = MlpConfig::new(3, [4], 2).build(&mut gumbolt_core::rng::root_rng(1)).unwrap();
+/// let x = gumbolt_core::Mat::from_element(5, 3, 0.5);
+/// let mut scratch = MlpScratch::default();
+/// let y = net.infer(&x, &mut scratch).clone();
+/// assert_eq!(&y, net.forward(&x, Mode::Inference));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MlpScratch {
+    buf: Buffers,
 }
 
 /// Which input gradient a backward pass computes.
@@ -239,18 +280,90 @@ impl Mlp {
         mode: Mode,
     ) -> &Mat {
         assert_eq!(x.ncols(), self.config.input, "Mlp::forward: input width");
-        self.buf.shared_k = 0;
-        ensure_shape(&mut self.buf.input, x.nrows(), x.ncols());
-        self.buf.input.copy_from(x);
+        self.buf.input_buffer(x.nrows(), x.ncols()).copy_from(x);
         self.forward_buffered(mode)
+    }
+
+    /// Runs the network in [`Mode::Inference`] on `x: [N, input]` with the caller's buffers,
+    /// leaving the network untouched: the same output as [`Mlp::forward`] in inference mode.
+    ///
+    /// # Panics
+    /// If `x` does not have `input` columns.
+    pub fn infer<'s, S: RawStorage<f32, Dyn, Dyn>>(
+        &self,
+        x: &Matrix<f32, Dyn, Dyn, S>,
+        scratch: &'s mut MlpScratch,
+    ) -> &'s Mat {
+        assert_eq!(x.ncols(), self.config.input, "Mlp::infer: input width");
+        scratch.buf.input_buffer(x.nrows(), x.ncols()).copy_from(x);
+        self.infer_buffered(scratch)
+    }
+
+    /// [`Mlp::input_buffer`] of the caller's buffers, for [`Mlp::infer_buffered`].
+    pub fn scratch_input_buffer<'s>(
+        &self,
+        scratch: &'s mut MlpScratch,
+        rows: usize,
+    ) -> &'s mut Mat {
+        scratch.buf.input_buffer(rows, self.config.input)
+    }
+
+    /// [`Mlp::shared_input_buffers`] of the caller's buffers, for [`Mlp::infer_buffered`].
+    ///
+    /// # Panics
+    /// If `shared_cols` exceeds the input width or `k` is 0.
+    pub fn scratch_shared_input_buffers<'s>(
+        &self,
+        scratch: &'s mut MlpScratch,
+        rows: usize,
+        k: usize,
+        shared_cols: usize,
+    ) -> (&'s mut Mat, &'s mut Mat) {
+        scratch
+            .buf
+            .shared_input_buffers(rows, k, shared_cols, self.config.input)
+    }
+
+    /// [`Mlp::forward_buffered`] in [`Mode::Inference`] on the caller's buffers, from `&self`.
+    pub fn infer_buffered<'s>(&self, scratch: &'s mut MlpScratch) -> &'s Mat {
+        let buf = &mut scratch.buf;
+        let nh = self.hidden.len();
+        buf.pre.resize_with(nh, || Mat::zeros(0, 0));
+        buf.act.resize_with(nh, || Mat::zeros(0, 0));
+        let k = buf.shared_k;
+        for (l, layer) in self.hidden.iter().enumerate() {
+            let (prev, rest) = buf.act.split_at_mut(l);
+            if l == 0 && k > 0 {
+                let tmp = &mut buf.shared_tmp;
+                layer
+                    .dense
+                    .forward_shared(&buf.shared, k, &buf.input, tmp, &mut buf.pre[l]);
+            } else {
+                let x = if l == 0 { &buf.input } else { &prev[l - 1] };
+                layer.dense.forward(x, &mut buf.pre[l]);
+            }
+            layer.bn.infer_into(&buf.pre[l], &mut rest[0]);
+            Tanh::forward_inplace(&mut rest[0]);
+        }
+        if nh == 0 && k > 0 {
+            let tmp = &mut buf.shared_tmp;
+            self.output
+                .forward_shared(&buf.shared, k, &buf.input, tmp, &mut buf.output);
+        } else {
+            let x = if nh == 0 {
+                &buf.input
+            } else {
+                &buf.act[nh - 1]
+            };
+            self.output.forward(x, &mut buf.output);
+        }
+        &buf.output
     }
 
     /// The input buffer reshaped to `[rows, input]`, for callers that assemble the input in
     /// place (e.g. `[x − x̄, ζ1]`, docs/algorithms.md §2.1) before [`Mlp::forward_buffered`].
     pub fn input_buffer(&mut self, rows: usize) -> &mut Mat {
-        self.buf.shared_k = 0;
-        ensure_shape(&mut self.buf.input, rows, self.config.input);
-        &mut self.buf.input
+        self.buf.input_buffer(rows, self.config.input)
     }
 
     /// Buffers for an input whose first `shared_cols` columns repeat every row of a
@@ -269,18 +382,8 @@ impl Mlp {
         k: usize,
         shared_cols: usize,
     ) -> (&mut Mat, &mut Mat) {
-        assert!(
-            shared_cols <= self.config.input && k >= 1,
-            "Mlp::shared_input_buffers"
-        );
-        self.buf.shared_k = k;
-        ensure_shape(&mut self.buf.shared, rows, shared_cols);
-        ensure_shape(
-            &mut self.buf.input,
-            rows * k,
-            self.config.input - shared_cols,
-        );
-        (&mut self.buf.shared, &mut self.buf.input)
+        self.buf
+            .shared_input_buffers(rows, k, shared_cols, self.config.input)
     }
 
     /// Runs the network on the current contents of the input buffer (see
@@ -611,6 +714,36 @@ mod tests {
         let y3 = m3.forward_buffered(Mode::Train).clone();
         let mut m4 = net(5, &[6, 6]);
         assert_eq!(&y3, m4.forward(&x, Mode::Train));
+    }
+
+    #[test]
+    fn inference_on_caller_buffers_equals_the_inference_forward_pass() {
+        // `infer` / `infer_buffered` from `&self` give bit for bit what `forward` and
+        // `forward_buffered` give in inference mode, with plain and shared inputs, after
+        // training passes moved the batch-norm averages; the network is left untouched.
+        for hidden in [&[4usize, 3][..], &[]] {
+            let mut a = net(11, hidden);
+            let x = rand_mat(6, 5, 4);
+            a.forward(&x, Mode::Train);
+            a.forward(&rand_mat(6, 5, 5), Mode::Train);
+            let before = a.clone();
+            let mut scratch = MlpScratch::default();
+            let y = a.infer(&x, &mut scratch).clone();
+            assert_eq!(a, before);
+            assert_eq!(&y, a.forward(&x, Mode::Inference));
+            let (b, k, s) = (2, 3, 2);
+            let (shared, rest) = (rand_mat(b, s, 6), rand_mat(b * k, 5 - s, 7));
+            let (sh, re) = a.scratch_shared_input_buffers(&mut scratch, b, k, s);
+            sh.copy_from(&shared);
+            re.copy_from(&rest);
+            let ys = a.infer_buffered(&mut scratch).clone();
+            let (sh, re) = a.shared_input_buffers(b, k, s);
+            sh.copy_from(&shared);
+            re.copy_from(&rest);
+            assert_eq!(&ys, a.forward_buffered(Mode::Inference));
+            a.scratch_input_buffer(&mut scratch, 6).copy_from(&x);
+            assert_eq!(a.infer_buffered(&mut scratch), &y);
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod tanh;
 pub use adam::{Adam, AdamConfig};
 pub use batchnorm::{BatchNorm, BatchNormConfig};
 pub use dense::Dense;
-pub use mlp::{Mlp, MlpConfig};
+pub use mlp::{Mlp, MlpConfig, MlpScratch};
 pub use param::{ParamMut, Trainable, weight_decay_loss};
 pub use tanh::Tanh;
 

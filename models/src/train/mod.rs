@@ -30,7 +30,9 @@
 //! not change the trajectory either.
 
 pub mod order;
+pub(crate) mod pool;
 pub mod state;
+mod step;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,11 +47,13 @@ use crate::data::Dataset;
 use crate::eval::{LogZ, LogZConfig, estimate_log_z};
 use crate::gumbolt::{
     ExactPartitionGradient, GumBolt, GumBoltConfig, LossParts, ModelError, SampledPartition,
+    Scratch,
 };
 
 pub use order::EpochOrder;
 use state::splitmix;
 pub use state::{CheckpointPartition, GumBoltPrior, model_kind, pcd_stream_seed};
+pub use step::TrainState;
 
 /// Errors of the training loop.
 #[derive(Debug, Error)]
@@ -303,9 +307,10 @@ pub struct CheckpointMeta {
     pub data: DataInfo,
     /// `gumbolt-models <version>`.
     pub writer: String,
-    /// NVIL's running statistics (REINFORCE with k = 1).
+    /// The training objective's own state ([`crate::gumbolt::TrainingObjective::state`]): NVIL's
+    /// running statistics for REINFORCE with k = 1 (hence the name), absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nvil: Option<gumbolt_estimators::NvilBaseline>,
+    pub nvil: Option<serde_json::Value>,
 }
 
 /// Reports one training step (for progress bars).
@@ -482,6 +487,8 @@ pub type NwTrainer = Trainer<gumbolt_priors::FactorialBernoulli, ExactPartitionG
 #[derive(Debug)]
 pub struct Trainer<P: GumBoltPrior, G: CheckpointPartition<P>> {
     model: GumBolt<P, G>,
+    /// The optimiser, noise stream, threads and timers of the steps.
+    state: TrainState,
     images: TrainImages,
     data_info: DataInfo,
     config: TrainerConfig,
@@ -513,11 +520,13 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
     ) -> Result<Self, TrainError> {
         let order = EpochOrder::new(images.dataset().n(), splitmix(config.seed ^ 1));
         let binarize_rng = root_rng(splitmix(config.seed ^ 2));
-        Self::assemble(model, images, valid, config, order, binarize_rng)
+        let state = TrainState::new(model.config())?;
+        Self::assemble(model, state, images, valid, config, order, binarize_rng)
     }
 
     fn assemble(
         model: GumBolt<P, G>,
+        state: TrainState,
         images: TrainImages,
         valid: Option<&Dataset>,
         config: TrainerConfig,
@@ -578,6 +587,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
         Ok(Self {
             data_info: DataInfo::of(&images),
             model,
+            state,
             images,
             config,
             order,
@@ -656,6 +666,16 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
         &mut self.model
     }
 
+    /// The training state: optimiser, noise stream, threads, phase timers.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Mutable training state (e.g. to set the threads of a step).
+    pub fn state_mut(&mut self) -> &mut TrainState {
+        &mut self.state
+    }
+
     /// The model, consuming the trainer.
     pub fn into_model(self) -> GumBolt<P, G> {
         self.model
@@ -727,7 +747,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             let epoch = self.order.epoch();
             let (prior, partition) = self.model.prior_and_partition_mut();
             partition.begin_iteration(prior, t);
-            let stats = match self.model.train_step(&self.batch, t) {
+            let stats = match self.model.train_step(&self.batch, t, &mut self.state) {
                 Err(ModelError::NonFinite { what, iteration }) => {
                     return Err(TrainError::NonFinite {
                         what: what.into(),
@@ -830,20 +850,23 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
         let cfg = self.config.monitor.clone();
         let log_z: LogZ = estimate_log_z(self.model.prior(), &cfg.log_z, &mut |_| {})?;
         let mut rngs = gumbolt_core::rng::streams(cfg.seed, 2).into_iter();
+        let mut scratch = Scratch::default();
         let train = objectives(
-            &mut self.model,
+            &self.model,
             &self.monitor_train,
             &cfg,
             log_z.value,
             &mut rngs.next().expect("two streams"),
+            &mut scratch,
         )?;
         let valid = match &self.monitor_valid {
             Some(v) => Some(objectives(
-                &mut self.model,
+                &self.model,
                 v,
                 &cfg,
                 log_z.value,
                 &mut rngs.next().expect("two streams"),
+                &mut scratch,
             )?),
             None => None,
         };
@@ -892,7 +915,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
                 iteration: self.iteration,
             });
         }
-        let mut tensors = state::export_tensors(&mut self.model);
+        let mut tensors = state::export_tensors(&mut self.model, &self.state);
         tensors.push(Tensor::u32(
             "data.order",
             self.order.order().iter().map(|&i| i as u32).collect(),
@@ -903,8 +926,8 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             negative_phase: self.model.partition().settings(),
             trainer: self.config.clone(),
             iteration: self.iteration,
-            adam_steps: self.model.optimizer().steps(),
-            noise_rng: self.model.noise_rng().clone(),
+            adam_steps: self.state.optimizer().steps(),
+            noise_rng: self.state.noise_rng().clone(),
             order: OrderState {
                 epoch: self.order.epoch(),
                 position: self.order.position(),
@@ -915,7 +938,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             last_monitor: self.last_monitor,
             data: self.data_info.clone(),
             writer: format!("gumbolt-models {}", env!("CARGO_PKG_VERSION")),
-            nvil: self.model.nvil().map(|n| *n.stats()),
+            nvil: self.model.objective().state(),
         };
         Ok(checkpoint::write_atomic(path, &meta, &tensors)?)
     }
@@ -955,7 +978,7 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             )
             .into());
         }
-        let model = state::import_model::<P, G>(&mut raw, &meta)?;
+        let (model, train_state) = state::import_model::<P, G>(&mut raw, &meta)?;
         let order = take_order(&mut raw, &meta)?;
         if let Some(t) = raw.tensors.first() {
             return Err(CheckpointError::wrong_structure(
@@ -964,8 +987,15 @@ impl<P: GumBoltPrior, G: CheckpointPartition<P>> Trainer<P, G> {
             )
             .into());
         }
-        let mut trainer =
-            Self::assemble(model, images, valid, meta.trainer, order, meta.binarize_rng)?;
+        let mut trainer = Self::assemble(
+            model,
+            train_state,
+            images,
+            valid,
+            meta.trainer,
+            order,
+            meta.binarize_rng,
+        )?;
         trainer.iteration = meta.iteration;
         trainer.train_seconds = meta.train_seconds;
         trainer.last_monitor = meta.last_monitor;
@@ -1025,11 +1055,12 @@ fn take_order(
 
 /// Mean `(F_k, L_k)` over the rows of `x`, in passes of `images_per_pass` images.
 fn objectives<P: GumBoltPrior, G: CheckpointPartition<P>>(
-    model: &mut GumBolt<P, G>,
+    model: &GumBolt<P, G>,
     x: &Mat,
     cfg: &MonitorConfig,
     log_z: f64,
     rng: &mut StreamRng,
+    scratch: &mut Scratch,
 ) -> Result<(f64, f64), ModelError> {
     let n = x.nrows();
     let (mut f, mut l) = (0.0, 0.0);
@@ -1037,7 +1068,7 @@ fn objectives<P: GumBoltPrior, G: CheckpointPartition<P>>(
     while start < n {
         let len = cfg.images_per_pass.min(n - start);
         let xb = x.rows(start, len).clone_owned();
-        let o = model.monitor(&xb, cfg.k, log_z, rng)?;
+        let o = model.monitor(&xb, cfg.k, log_z, rng, scratch)?;
         f += o.relaxed * len as f64;
         l += o.discrete * len as f64;
         start += len;
@@ -1070,7 +1101,7 @@ pub fn load_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
 ) -> Result<GumBolt<P, G>, CheckpointError> {
     let mut raw = checkpoint::read(path)?;
     let meta = expect_kind::<P, G>(&raw)?;
-    state::import_model(&mut raw, &meta)
+    Ok(state::import_model(&mut raw, &meta)?.0)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::gumbolt::{
     SampledPartition, TrainablePrior,
 };
 use crate::nn::{Mlp, Trainable};
+use crate::train::TrainState;
 
 /// A prior the training loop, checkpoints and evaluation support: trainable (GB Eq. 6–7),
 /// sampleable by block Gibbs (two blocks for the RBM, colour classes for a Boltzmann machine on
@@ -488,7 +489,8 @@ pub fn model_kind<P: GumBoltPrior, G: CheckpointPartition<P>>() -> String {
 }
 
 /// Names of the trainable tensors of `model`, in the order of [`Trainable::collect_params`]:
-/// `encoder{i}.{j}.{kernel|bias|gamma|beta}`, `decoder.{j}.…`, `prior.{group}`.
+/// `encoder{i}.{j}.{kernel|bias|gamma|beta}`, `decoder.{j}.…`, `prior.{group}`, then the
+/// training objective's networks (`nvil.{j}.…` for NVIL).
 pub fn tensor_names<P: GumBoltPrior, G: PartitionGradient<P>>(
     model: &mut GumBolt<P, G>,
 ) -> Vec<String> {
@@ -505,8 +507,8 @@ pub fn tensor_names<P: GumBoltPrior, G: PartitionGradient<P>>(
     for g in model.prior().param_groups() {
         names.push(format!("prior.{}", g.name));
     }
-    if let Some(nv) = model.nvil_mut() {
-        mlp_names("nvil".into(), &mut nv.net, &mut names);
+    for (name, net) in model.objective_mut().networks_mut() {
+        mlp_names(name.into(), net, &mut names);
     }
     names
 }
@@ -525,8 +527,8 @@ fn for_each_batch_norm<P: GumBoltPrior, G: PartitionGradient<P>>(
         visit(format!("encoder{i}"), e);
     }
     visit("decoder".into(), model.decoder_mut());
-    if let Some(nv) = model.nvil_mut() {
-        visit("nvil".into(), &mut nv.net);
+    for (name, net) in model.objective_mut().networks_mut() {
+        visit(name.into(), net);
     }
 }
 
@@ -545,11 +547,13 @@ pub fn first_non_finite<P: GumBoltPrior, G: PartitionGradient<P>>(
     Some((names[bad.0].clone(), bad.1))
 }
 
-/// Every piece of state of `model` as named tensors: pixel means, trainable tensors, batch-norm
-/// moving averages, Adam moments (once a step was taken) and the PCD chains (once they exist).
-/// The noise RNG, the Adam step count and the configuration go into the JSON metadata.
+/// Every piece of state of `model` and its training `state` as named tensors: pixel means,
+/// trainable tensors, batch-norm moving averages, Adam moments (once a step was taken) and the
+/// PCD chains (once they exist). The noise RNG, the Adam step count and the configuration go
+/// into the JSON metadata.
 pub fn export_tensors<P: GumBoltPrior, G: CheckpointPartition<P>>(
     model: &mut GumBolt<P, G>,
+    state: &TrainState,
 ) -> Vec<Tensor> {
     let names = tensor_names(model);
     let mut out = vec![Tensor::f32("x_mean", model.pixel_means().to_vec())];
@@ -560,7 +564,7 @@ pub fn export_tensors<P: GumBoltPrior, G: CheckpointPartition<P>>(
         out.push(Tensor::f32(format!("bn/{name}.moving_mean"), m.to_vec()));
         out.push(Tensor::f32(format!("bn/{name}.moving_var"), v.to_vec()));
     });
-    let adam = model.optimizer();
+    let adam = state.optimizer();
     for (name, (m, v)) in names
         .iter()
         .zip(adam.first_moments().iter().zip(adam.second_moments()))
@@ -575,16 +579,16 @@ pub fn export_tensors<P: GumBoltPrior, G: CheckpointPartition<P>>(
     out
 }
 
-/// Builds a model of `config` and restores the state [`export_tensors`] saved, taking its
-/// tensors out of `raw` (the Adam step count and noise RNG come from the metadata).
-/// `iteration` is the next training iteration (for the PCD streams).
+/// Builds a model of `config` and its training state and restores what [`export_tensors`]
+/// saved, taking its tensors out of `raw` (the Adam step count and noise RNG come from the
+/// metadata). `iteration` is the next training iteration (for the PCD streams).
 ///
 /// # Errors
 /// [`CheckpointError::WrongStructure`] naming the tensor or setting that does not fit.
 pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
     raw: &mut RawCheckpoint,
     meta: &super::CheckpointMeta,
-) -> Result<GumBolt<P, G>, CheckpointError> {
+) -> Result<(GumBolt<P, G>, TrainState), CheckpointError> {
     let config = meta.model.clone();
     let partition = &meta.negative_phase;
     let (adam_steps, iteration) = (meta.adam_steps, meta.iteration);
@@ -608,6 +612,8 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
     let prior = P::for_config(&config);
     let negative =
         G::from_settings(partition).map_err(|e| wrong(format!("negative-phase settings: {e}")))?;
+    let mut state = TrainState::new(&config)
+        .map_err(|e: ModelError| wrong(format!("cannot build the optimiser: {e}")))?;
     let mut model = GumBolt::new(config, &means, prior, negative)
         .map_err(|e: ModelError| wrong(format!("cannot build the model: {e}")))?;
     let names = tensor_names(&mut model);
@@ -641,7 +647,7 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
             m.push(raw.take_f32(&format!("adam.m/{name}"), len)?);
             v.push(raw.take_f32(&format!("adam.v/{name}"), len)?);
         }
-        model
+        state
             .optimizer_mut()
             .restore_state(adam_steps, m, v)
             .map_err(|e| wrong(format!("optimiser state: {e}")))?;
@@ -664,10 +670,11 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
             "batch-norm moving statistics `bn/{name}` hold a value that is not finite"
         )));
     }
-    model.set_noise_rng(noise_rng);
-    if let Some(nv) = model.nvil_mut() {
-        nv.stats = meta.nvil.unwrap_or_default();
-    }
+    state.set_noise_rng(noise_rng);
+    model
+        .objective_mut()
+        .restore_state(meta.nvil.as_ref())
+        .map_err(|e| wrong(format!("training objective's state: {e}")))?;
     if let Some(t) = raw.take_optional("pcd.chains") {
         let shape = t.shape.clone();
         let values = match t.data {
@@ -680,5 +687,5 @@ pub fn import_model<P: GumBoltPrior, G: CheckpointPartition<P>>(
             .restore_chains(prior, chains, iteration)
             .map_err(|e| wrong(format!("tensor `pcd.chains`: {e}")))?;
     }
-    Ok(model)
+    Ok((model, state))
 }

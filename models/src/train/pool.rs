@@ -1,4 +1,4 @@
-//! The thread pool of training steps (see [`super::GumBolt::set_threads`]).
+//! The thread pool of training steps (see [`super::TrainState::set_threads`]).
 //!
 //! A step on `T ≥ 2` threads runs inside a rayon pool of `T` persistent threads: the negative
 //! phase is one task beside the forward and backward passes, the PCD chains' stream groups are
@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 /// The model's pool: built on first use, shared by clones of the model.
 #[derive(Clone)]
-pub(super) struct StepPool {
+pub(crate) struct StepPool {
     threads: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl StepPool {
     /// A pool of `threads` threads (`≤ 1`: steps run on the calling thread).
-    pub(super) fn new(threads: usize) -> Self {
+    pub(crate) fn new(threads: usize) -> Self {
         Self {
             threads: threads.max(1),
             pool: None,
@@ -25,13 +25,13 @@ impl StepPool {
     }
 
     /// The number of threads of a step.
-    pub(super) fn threads(&self) -> usize {
+    pub(crate) fn threads(&self) -> usize {
         self.threads
     }
 
     /// The pool, built on first use; `None` for one thread, or if the operating system refuses
     /// the threads (the step then runs serially, with the same results).
-    pub(super) fn get(&mut self) -> Option<Arc<rayon::ThreadPool>> {
+    pub(crate) fn get(&mut self) -> Option<Arc<rayon::ThreadPool>> {
         if self.threads < 2 {
             return None;
         }

@@ -1,70 +1,154 @@
-//! The baselines' training objectives on the GumBolt networks: dVAE and dVAE++ (smoothed ELBO,
-//! docs/algorithms.md §3–§4) and REINFORCE with NVIL / VIMCO variance reduction (docs/algorithms.md §6).
-//!
-//! They share the forward pass of [`GumBolt`] (encoders, decoder, prior); only the samples fed
-//! to the decoder and the backward pass differ. Evaluation is the same for every objective:
-//! discrete z at τ = 0 (GB §5.1).
+//! dVAE and dVAE++ on the GumBolt networks: the smoothed ELBO averaged over the k samples
+//! (no importance weighting) with its KL to the Boltzmann-machine prior, closed form for one
+//! stochastic layer and the papers' estimators for two (docs/algorithms.md §3, §4, §10.10).
+
+use std::ops::Range;
 
 use gumbolt_core::numerics::{sigmoid, softplus};
-use gumbolt_core::{EstimatorGrad, Mat, Posterior};
-use gumbolt_estimators::{BernoulliPosterior, NvilBaseline, vimco_signals};
+use gumbolt_core::rng::StreamRng;
+use gumbolt_core::{GradientEstimator, Mat, PathwiseGrad};
 
-use super::{Clock, GumBolt, Phase};
+use super::{ObjectiveError, ObjectiveKind, ObjectiveTerms, TrainingObjective, TrainingPass};
 use crate::dvae::Smoothing;
+use crate::gumbolt::config::GumBoltConfig;
+use crate::gumbolt::error::Result;
 use crate::gumbolt::kernels::sum_row_groups;
-use crate::gumbolt::prior::{PartitionGradient, TrainablePrior};
-use crate::nn::{Mlp, Mode, Trainable, ensure_shape};
+use crate::gumbolt::model::Phase;
+use crate::nn::ensure_shape;
 
-/// Hidden units of NVIL's input-dependent baseline network `C_ψ(x)` (docs/algorithms.md §6: one tanh
-/// hidden layer of 100 units).
-pub const NVIL_HIDDEN_UNITS: usize = 100;
-
-/// NVIL's variance reduction for k = 1 (Mnih & Gregor 2014; docs/algorithms.md §6): the baseline
-/// network `C_ψ(x)` on the centred image, and the running mean `c` and variance `v` of
-/// `ℓ − C_ψ(x)` (decay 0.8).
+/// The smoothed negative ELBO `(1/N) Σ_r [−log p(x|ζ_r) + β KL_r]` of dVAE (spike-and-
+/// exponential smoothing, docs/algorithms.md §3) and dVAE++ (overlapping exponentials,
+/// docs/algorithms.md §4), with smoothed ζ drawn by the smoothing's inverse CDF and the
+/// gradient pathwise through it plus the KL terms.
+///
+/// ```
+/// use gumbolt_models::dvae::Smoothing;
+/// use gumbolt_models::gumbolt::Smoothed;
+/// let dvae = Smoothed::new(Smoothing::spike_exp(5.0).unwrap());
+/// assert_eq!(dvae.name(), "dvae");
+/// ```
 #[derive(Debug, Clone)]
-pub struct Nvil {
-    /// `C_ψ`: `D → 100 (BN, tanh) → 1`.
-    pub(crate) net: Mlp,
-    /// The running `c` and `v`.
-    pub(crate) stats: NvilBaseline,
-    /// `ℓ_r` and `C_ψ(x_r)` of the last training pass (for the running-statistics update).
-    pub(crate) last_signal: Vec<f64>,
-    pub(crate) last_baseline: Vec<f64>,
-    dout: Mat,
+pub struct Smoothed {
+    smoothing: Smoothing,
+    kl_ws: KlWorkspace,
 }
 
-impl Nvil {
-    pub(crate) fn new(net: Mlp) -> Self {
+impl Smoothed {
+    /// The smoothed ELBO with the given smoothing (its sharpness β = 1/τ is checked by
+    /// [`Smoothing::spike_exp`] / [`Smoothing::overlap_exp`]).
+    pub fn new(smoothing: Smoothing) -> Self {
         Self {
-            net,
-            stats: NvilBaseline::default(),
-            last_signal: Vec::new(),
-            last_baseline: Vec::new(),
-            dout: Mat::zeros(0, 0),
+            smoothing,
+            kl_ws: KlWorkspace::default(),
         }
     }
 
-    /// The baseline network.
-    pub fn net(&self) -> &Mlp {
-        &self.net
+    /// The smoothing.
+    pub fn smoothing(&self) -> Smoothing {
+        self.smoothing
     }
 
-    /// The running statistics.
-    pub fn stats(&self) -> &NvilBaseline {
-        &self.stats
+    /// `dvae` or `dvaepp`.
+    pub fn name(&self) -> &'static str {
+        match self.smoothing {
+            Smoothing::SpikeExp(_) => DvaeKind::NAME,
+            Smoothing::OverlapExp(_) => DvaePpKind::NAME,
+        }
+    }
+}
+
+fn smoothing_error(objective: &'static str, e: crate::gumbolt::ModelError) -> ObjectiveError {
+    ObjectiveError::InvalidHyperParameter {
+        objective,
+        name: "tau",
+        reason: e.to_string(),
+    }
+}
+
+/// dVAE's registration: spike-and-exponential smoothing with β = 1/τ.
+#[derive(Debug, Clone, Copy)]
+pub struct DvaeKind;
+
+impl ObjectiveKind for DvaeKind {
+    const NAME: &'static str = "dvae";
+
+    /// GB §5.1: τ = 1/5.
+    fn paper_tau(_omniglot: bool) -> f64 {
+        1.0 / 5.0
     }
 
-    /// Folds the last training pass's `ℓ − C_ψ(x)` into the running statistics.
-    pub(crate) fn update_stats(&mut self) {
-        self.stats
-            .centred_signal(&self.last_signal, &self.last_baseline);
+    fn build(config: &GumBoltConfig, _init: &mut StreamRng) -> Result<Box<dyn TrainingObjective>> {
+        let s =
+            Smoothing::spike_exp(1.0 / config.tau).map_err(|e| smoothing_error(Self::NAME, e))?;
+        Ok(Box::new(Smoothed::new(s)))
+    }
+}
+
+/// dVAE++'s registration: overlapping exponentials with β = 1/τ.
+#[derive(Debug, Clone, Copy)]
+pub struct DvaePpKind;
+
+impl ObjectiveKind for DvaePpKind {
+    const NAME: &'static str = "dvaepp";
+    const ALIASES: &'static [&'static str] = &["dvae++"];
+
+    /// GB §5.1: τ = 1/10 on MNIST, 1/8 on OMNIGLOT.
+    fn paper_tau(omniglot: bool) -> f64 {
+        if omniglot { 1.0 / 8.0 } else { 1.0 / 10.0 }
+    }
+
+    fn build(config: &GumBoltConfig, _init: &mut StreamRng) -> Result<Box<dyn TrainingObjective>> {
+        let s =
+            Smoothing::overlap_exp(1.0 / config.tau).map_err(|e| smoothing_error(Self::NAME, e))?;
+        Ok(Box::new(Smoothed::new(s)))
+    }
+}
+
+impl TrainingObjective for Smoothed {
+    fn sampler(&self) -> &dyn GradientEstimator {
+        match &self.smoothing {
+            Smoothing::SpikeExp(e) => e,
+            Smoothing::OverlapExp(e) => e,
+        }
+    }
+
+    /// The two-layer KL assumes no coupling inside a stochastic layer.
+    fn check_prior(
+        &self,
+        config: &GumBoltConfig,
+        couples_within: &dyn Fn(Range<usize>) -> bool,
+    ) -> std::result::Result<(), ObjectiveError> {
+        let u = config.latent_units;
+        if config.layers() == 2 && (couples_within(0..u) || couples_within(u..2 * u)) {
+            return Err(ObjectiveError::CoupledLayers {
+                objective: self.name(),
+                units: u,
+            });
+        }
+        Ok(())
+    }
+
+    fn backward(&mut self, pass: &mut TrainingPass<'_>) -> ObjectiveTerms {
+        let kl = self.backward_kl(pass);
+        let (k, beta) = (pass.k, pass.beta);
+        let ws = &*pass.ws;
+        // The smoothed ELBO: the k samples are averaged (no importance weights).
+        let n = ws.log_px.len() as f64;
+        let log_px = ws.log_px.iter().sum::<f64>() / n;
+        ObjectiveTerms {
+            objective: log_px - beta * kl.kl_without_log_z,
+            log_px_given_zeta: log_px,
+            neg_energy: kl.neg_energy,
+            log_q: kl.neg_entropy,
+            effective_samples: k as f64,
+            baseline_mse: 0.0,
+        }
     }
 }
 
 /// Per-row buffers of the KL terms.
 #[derive(Debug, Clone, Default)]
-pub(super) struct KlWorkspace {
+struct KlWorkspace {
     /// `σ(l)` per layer.
     q: Vec<Mat>,
     /// The prior's arguments `[s1 | s2]` of the three energy terms (see `backward_smoothed`).
@@ -80,18 +164,17 @@ pub(super) struct KlWorkspace {
     kl: Vec<f64>,
     neg_entropy: Vec<f64>,
     weights: Vec<f32>,
-    coef: Vec<f32>,
 }
 
 /// Means over the rows of the KL terms of one smoothed-ELBO pass.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct KlMeans {
+struct KlMeans {
     /// `mean(KL − S_Z)`.
-    pub kl_without_log_z: f64,
+    kl_without_log_z: f64,
     /// `mean(−E-terms)`.
-    pub neg_energy: f64,
+    neg_energy: f64,
     /// `mean(−H(q))`.
-    pub neg_entropy: f64,
+    neg_entropy: f64,
 }
 
 /// `σ(x)` elementwise into `out` (f64 internally).
@@ -107,7 +190,7 @@ const LOGIT_CLIP: f32 = 88.0;
 /// `q̄ = min(q, 0.999)` of Rolfe's KL estimator.
 const Q_CLIP: f32 = 0.999;
 
-impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
+impl Smoothed {
     /// Backward pass of the smoothed negative ELBO `(1/N) Σ_r [−log p(x|ζ_r) + β KL_r]`
     /// (dVAE, dVAE++; no importance weighting, the k samples are averaged — docs/algorithms.md §3, §4,
     /// §10.10), after a forward pass with smoothed ζ. Writes every gradient and returns the
@@ -126,28 +209,20 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     ///
     /// The energy part is written as `E(A) + E(B) − E(C)` with `A = [s1, s2]`, `B = [m1, 0]`,
     /// `C = [s1, 0]` (`E(m, 0) = −aᵀm`), so any pairwise prior over the two blocks works.
-    pub(super) fn backward_smoothed(
-        &mut self,
-        smoothing: Smoothing,
-        noise: &[Mat],
-        k: usize,
-        beta: f64,
-        clock: &mut Clock,
-    ) -> KlMeans {
-        let (l_count, u, d) = (
-            self.config.layers(),
-            self.config.latent_units,
-            self.config.pixels,
-        );
+    fn backward_kl(&mut self, pass: &mut TrainingPass<'_>) -> KlMeans {
+        let smoothing = self.smoothing;
+        let (l_count, u, d, k, beta) = (pass.layers, pass.units, pass.pixels, pass.k, pass.beta);
         let n_lat = l_count * u;
-        let Self {
+        let TrainingPass {
             ws,
             encoders,
             decoder,
             prior,
             prior_grad,
+            noise,
+            clock,
             ..
-        } = self;
+        } = pass;
         let (b, _) = ws.shape;
         let n = b * k;
         let inv_n = 1.0 / n as f32;
@@ -162,7 +237,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         ws.dzeta.copy_from(dz);
         clock.lap(Phase::Decoder);
 
-        let kw = &mut ws.kl_ws;
+        let kw = &mut self.kl_ws;
         kw.q.resize_with(l_count, || Mat::zeros(0, 0));
         kw.dl_kl.resize_with(l_count, || Mat::zeros(0, 0));
         for (q, l) in kw.q.iter_mut().zip(&ws.logits) {
@@ -307,16 +382,15 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             ensure_shape(&mut ws.dz_layer, n, u);
             ws.dz_layer.copy_from(&ws.dzeta.columns(layer * u, u));
             smoothing.estimator().logits_grad_into(
-                EstimatorGrad {
+                PathwiseGrad {
                     logits: &ws.logits[layer],
                     noise: &noise[layer],
                     sample: &ws.zeta[layer],
-                    grad_sample: Some(&ws.dz_layer),
-                    learning_signal: None,
+                    grad_sample: &ws.dz_layer,
                 },
                 &mut ws.dl,
             );
-            ws.dl += &ws.kl_ws.dl_kl[layer];
+            ws.dl += &kw.dl_kl[layer];
             if layer == 1 {
                 let dz1 = encoders[1].backward_input_cols(&ws.dl, d, u);
                 let mut target = ws.dzeta.columns_mut(0, u);
@@ -332,109 +406,5 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             neg_energy,
             neg_entropy,
         }
-    }
-
-    /// Backward pass of REINFORCE on the discrete objective (docs/algorithms.md §6), after a forward
-    /// pass with binary z in training mode and [`GumBolt::group_objectives`] (which fills the
-    /// normalised weights w̃). With `f = log w = log p(x|z) + β(−E(z) − log q(z|x))` and the
-    /// score `s = z − σ(l)` of every layer (layer 2 at fixed binary z1):
-    ///
-    /// - k = 1, NVIL: `∂loss/∂l = (1/B)(β − A)·s` with `A = (f − c − C_ψ(x))/max(1, √v)`;
-    ///   the baseline network is trained on `(1/B) Σ (f − c − C_ψ(x))²` (returned);
-    /// - k > 1, VIMCO: `∂loss/∂l_j = (1/B)(β w̃_j − (L̂ − L̂_{−j}))·s_j` (leave-one-out signals
-    ///   of [`vimco_signals`]);
-    /// - decoder and prior as GumBolt's at binary z: weights `−w̃/B`, positive phase
-    ///   `β Σ w̃ ∇θ(−E(z))/B`, negative phase `β ∇θ S_Z`.
-    ///
-    /// The `β` term is the direct dependence of `f` on the logits through `−β log q` (zero in
-    /// expectation); the baseline's running statistics are not updated here (see
-    /// [`GumBolt::train_step`]).
-    pub(super) fn backward_reinforce(&mut self, k: usize, beta: f64, clock: &mut Clock) -> f64 {
-        let l_count = self.config.layers();
-        let Self {
-            ws,
-            encoders,
-            decoder,
-            prior,
-            prior_grad,
-            nvil,
-            ..
-        } = self;
-        let (b, _) = ws.shape;
-        let n = b * k;
-        let inv_b = 1.0 / b as f64;
-        let beta32 = beta as f32;
-        let kw = &mut ws.kl_ws;
-        kw.coef.resize(n, 0.0);
-        let mut mse = 0.0;
-        if k == 1 {
-            let nv = nvil
-                .as_mut()
-                .expect("REINFORCE with k = 1 has an NVIL baseline");
-            let c = nv.net.forward(&ws.xc, Mode::Train);
-            nv.last_baseline.clear();
-            nv.last_baseline.extend(c.iter().map(|&v| v as f64));
-            nv.last_signal.clear();
-            nv.last_signal.extend_from_slice(&ws.log_w);
-            let (mean, norm) = (nv.stats.mean(), nv.stats.normaliser());
-            ensure_shape(&mut nv.dout, b, 1);
-            for r in 0..b {
-                let resid = ws.log_w[r] - mean - nv.last_baseline[r];
-                let a = resid / norm;
-                kw.coef[r] = (inv_b * (beta - a)) as f32;
-                nv.dout[(r, 0)] = (-2.0 * inv_b * resid) as f32;
-                mse += resid * resid * inv_b;
-            }
-            nv.net.zero_grad();
-            nv.net.backward_params_only(&nv.dout);
-        } else {
-            for bi in 0..b {
-                let (signal, wt) = vimco_signals(&ws.log_w[bi * k..(bi + 1) * k]);
-                for j in 0..k {
-                    kw.coef[bi * k + j] = (inv_b * (beta * wt[j] - signal[j])) as f32;
-                }
-            }
-        }
-        clock.lap(Phase::Other);
-
-        // ∂loss/∂log w = −w̃/B for the decoder and the prior.
-        ws.g.clear();
-        ws.g.extend(ws.wt.iter().map(|w| (-w * inv_b) as f32));
-        for col in ws.dout.as_mut_slice().chunks_exact_mut(n) {
-            for (v, &g) in col.iter_mut().zip(&ws.g) {
-                *v *= g;
-            }
-        }
-        decoder.backward_params_only(&ws.dout);
-        clock.lap(Phase::Decoder);
-
-        prior_grad.fill(0.0);
-        kw.weights.clear();
-        kw.weights.extend(ws.g.iter().map(|&g| g * beta32));
-        prior.accumulate_neg_energy_grad(ws.zeta_all.as_view(), &kw.weights, prior_grad);
-        clock.lap(Phase::Prior);
-
-        for layer in (0..l_count).rev() {
-            BernoulliPosterior.score_into(&ws.logits[layer], &ws.zeta[layer], &mut ws.score);
-            ensure_shape(&mut ws.dl, n, ws.score.ncols());
-            for (dcol, scol) in ws
-                .dl
-                .as_mut_slice()
-                .chunks_exact_mut(n)
-                .zip(ws.score.as_slice().chunks_exact(n))
-            {
-                for ((dv, &s), &c) in dcol.iter_mut().zip(scol).zip(&kw.coef) {
-                    *dv = c * s;
-                }
-            }
-            if layer == 1 {
-                encoders[1].backward_params_only(&ws.dl);
-            } else {
-                sum_row_groups(&ws.dl, k, &mut ws.dl1);
-                encoders[0].backward_params_only(&ws.dl1);
-            }
-        }
-        clock.lap(Phase::Encoder);
-        mse
     }
 }
