@@ -215,7 +215,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let env_threads = std::env::var("MATMUL_NUM_THREADS").ok();
     let threads = args.threads.unwrap_or_else(super::cores);
     let total = (args.warmup + args.iters) as u64;
-    let mc = GumBoltConfig::new(args.structure)
+    let data = dataset::load_train(DatasetArg::Mnist, &Source::Bundled, true)?;
+    let images = data.train.dataset();
+    let mc = GumBoltConfig::new(args.structure, images.dim())
         .with_k(args.k)
         .with_seed(args.seed)
         .with_iterations(total);
@@ -225,8 +227,6 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         .sweeps(args.pcd_steps)
         .seed(args.seed ^ 0x5043_445F_5345_4544);
 
-    let data = dataset::load_train(DatasetArg::Mnist, &Source::Bundled, true)?;
-    let images = data.train.dataset();
     let mut model = GumBolt::with_pcd(mc.clone(), &data.means(), pcd).map_err(model_error)?;
     let n = images.n();
     let mut batch = Mat::zeros(0, 0);

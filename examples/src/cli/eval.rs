@@ -8,7 +8,7 @@ use super::train::symbol;
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use gumbolt_models::data::Dataset;
+use gumbolt_datasets::Dataset;
 use gumbolt_models::eval::{EvalConfig, EvalProgress, LogZConfig, estimate_log_z, evaluate};
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
 use gumbolt_models::train::{CheckpointMeta, CheckpointPartition, GumBoltPrior, load_model};

@@ -13,9 +13,9 @@ use super::rundir::{
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
+use gumbolt_datasets::Dataset;
 use gumbolt_examples::plot::{self, Series};
 use gumbolt_models::checkpoint::CheckpointError;
-use gumbolt_models::data::Dataset;
 use gumbolt_models::gumbolt::{
     ExactPartitionGradient, GumBolt, GumBoltConfig, LrSchedule, ModelError, Objective,
     SampledPartition, Structure,
@@ -425,11 +425,11 @@ fn config_error(e: TrainError) -> anyhow::Error {
     }
 }
 
-/// The model configuration of a new run.
-fn model_config(args: &TrainArgs, iters: u64, dataset: DatasetArg) -> GumBoltConfig {
+/// The model configuration of a new run on images of `pixels` values.
+fn model_config(args: &TrainArgs, iters: u64, dataset: DatasetArg, pixels: usize) -> GumBoltConfig {
     let structure = args.structure.unwrap_or(Structure::Nonlinear);
     let objective = args.model.unwrap_or(ModelArg::Gumbolt).objective();
-    let mut c = GumBoltConfig::new(structure)
+    let mut c = GumBoltConfig::new(structure, pixels)
         .with_k(args.k.unwrap_or(1))
         .with_seed(args.seed.unwrap_or(0))
         .with_iterations(iters);
@@ -610,7 +610,9 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     if kind == Kind::Nw && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
         eprintln!("warning: --pcd-steps and --pcd-chains are ignored by --model gumbolt-nw");
     }
-    let mut mc = model_config(&args, iters, dataset);
+    // Options are checked before the data are read; the model's input dimension is then the
+    // data's (the loaders hold every source of a data set to its declared image size).
+    let mut mc = model_config(&args, iters, dataset, dataset.pixels());
     super::prior_arg::apply(args.prior.as_ref(), &mut mc)?;
     mc.validate()
         .map_err(|e| config_error(TrainError::Model(e)))?;
@@ -656,6 +658,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
 
     let source = Source::of(args.data_dir.as_deref(), args.data_file.as_deref());
     let data = dataset::load_train(dataset, &source, args.quiet)?;
+    mc.pixels = data.train.dataset().dim();
     let means = data.means();
     let ckpt = dir.checkpoint();
     let (data_dir, data_file) = source.absolute().paths();
