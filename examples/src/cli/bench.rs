@@ -34,7 +34,17 @@ const BATCH: usize = 100;
 /// Reference single-core f32 peak (GFLOP/s) of the machine the project is tuned on.
 const PEAK_GFLOPS: f64 = 245.0;
 
-/// Options of `gumbolt bench` (its help text is on the subcommand in `cli/mod.rs`).
+/// Time GumBolt training iterations on the bundled MNIST, split by phase, with GFLOP/s.
+///
+/// Runs --warmup untimed then --iters timed training steps (RBM prior, PCD, batch 100) and
+/// prints `sec_per_iter` (median), `sec_per_iter_mean`, the mean seconds per iteration of
+/// each phase (negative phase, encoder and decoder forward + backward, prior terms,
+/// optimiser, other) and the achieved GFLOP/s per phase and overall, against the ~245
+/// GFLOP/s single-core f32 peak. FLOP counts: PCD 2·2·C·S·n1·n2 per iteration; a dense
+/// layer 2·rows·in·out forward and twice that backward; prior terms 8·B·k·n1·n2 (also in
+/// the JSON's `flop_formulas`). --threads T runs each step on T threads as `gumbolt train`
+/// does (default: all cores); the phase times are those of the thread that runs the
+/// networks, the negative phase's being the wait for it after them.
 #[derive(Debug, Clone, Args)]
 #[command(args_override_self = true)]
 pub(crate) struct BenchArgs {
