@@ -159,20 +159,33 @@ pub fn matfile(data: &[u8]) {
 mod tests {
     use super::*;
     use gumbolt_priors::fuzz::run_seeds_and_mutations;
+    use std::path::PathBuf;
+
+    /// `fuzz/seeds/<target>` at the workspace root.
+    fn seeds(target: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds")
+            .join(target)
+    }
 
     #[test]
     fn amat_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("amat", amat, 3000, 0x616d6174);
+        run_seeds_and_mutations(&seeds("amat"), amat, 3000, 0x616d6174);
     }
 
     #[test]
     fn omniglot_rebuilt_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("omniglot_rebuilt", omniglot_rebuilt, 3000, 0x6f6d6e69);
+        run_seeds_and_mutations(
+            &seeds("omniglot_rebuilt"),
+            omniglot_rebuilt,
+            3000,
+            0x6f6d6e69,
+        );
     }
 
     #[test]
     fn matfile_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("matfile", matfile, 5000, 0x6d617466);
+        run_seeds_and_mutations(&seeds("matfile"), matfile, 5000, 0x6d617466);
     }
 
     /// The seeds reach the deep code: a loadable `chardata.mat` and rebuilt OMNIGLOT files

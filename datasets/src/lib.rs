@@ -671,9 +671,13 @@ pub fn load_binarized_mnist(dir: impl AsRef<Path>) -> Result<MnistSplits, DataEr
     })
 }
 
-/// [`load_binarized_mnist`] on [`binarized_mnist_dir`].
+/// [`load_binarized_mnist`] on `binarized_mnist/` in the data root found at run time.
+///
+/// # Errors
+/// [`DataError::DataDirNotFound`] listing every place searched ([`find_data_dir`]), or the
+/// loader's error.
 pub fn load_bundled_mnist() -> Result<MnistSplits, DataError> {
-    load_binarized_mnist(binarized_mnist_dir())
+    load_binarized_mnist(find_data_dir()?.join("binarized_mnist"))
 }
 
 /// The metadata of `path`, which must be an existing regular file (symbolic links followed):

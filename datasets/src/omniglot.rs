@@ -197,9 +197,13 @@ pub fn omniglot_rebuilt_dir() -> PathBuf {
     data_dir().join("omniglot_rebuilt")
 }
 
-/// [`load_omniglot_rebuilt`] on [`omniglot_rebuilt_dir`].
+/// [`load_omniglot_rebuilt`] on `omniglot_rebuilt/` in the data root found at run time.
+///
+/// # Errors
+/// [`DataError::DataDirNotFound`] listing every place searched
+/// ([`find_data_dir`](super::find_data_dir)), or the loader's error.
 pub fn load_bundled_omniglot() -> Result<OmniglotSplits, DataError> {
-    load_omniglot_rebuilt(omniglot_rebuilt_dir())
+    load_omniglot_rebuilt(super::find_data_dir()?.join("omniglot_rebuilt"))
 }
 
 /// Loads the rebuilt OMNIGLOT from `dir` with the paper's protocol

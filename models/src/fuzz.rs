@@ -77,6 +77,7 @@ mod tests {
 
     #[test]
     fn checkpoint_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("checkpoint", checkpoint, 5000, 0x636b7074);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/checkpoint");
+        run_seeds_and_mutations(&dir, checkpoint, 5000, 0x636b7074);
     }
 }
