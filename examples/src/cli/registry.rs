@@ -307,4 +307,48 @@ mod tests {
         assert!(GUMBOLT_NW.prior_with(Some(PriorKind::Graph)).is_err());
         assert_eq!(GUMBOLT_NW.prior_with(None), Ok(PriorKind::Bernoulli));
     }
+
+    fn results() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results")
+    }
+
+    fn json(path: &std::path::Path) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The run committed under `results/` (written before this registry existed) maps back to
+    /// the model kind its `config.json` names, through its checkpoint's kind string.
+    #[test]
+    fn committed_run_directories_map_to_their_model_kinds() {
+        let dir = results().join("t1-mnist-paper-nonlinear-k1/runs/nonlinear-gumbolt-k1/seed0");
+        let config = json(&dir.join("config.json"));
+        let meta = gumbolt_models::train::read_meta(dir.join("checkpoint.ckpt")).unwrap();
+        assert_eq!(config["model_kind"], meta.model_kind.as_str());
+        let kind = PriorKind::from_checkpoint_kind(&meta.model_kind).unwrap();
+        assert_eq!(kind, PriorKind::Rbm);
+        let model = ModelKind::of(kind, meta.model.objective);
+        assert_eq!(config["model"], model.name);
+        assert_eq!(model, GUMBOLT);
+    }
+
+    /// Every committed cell result names a registered model, with the title it was written with.
+    #[test]
+    fn committed_cell_results_use_registered_names_and_titles() {
+        let mut n = 0;
+        for set in std::fs::read_dir(results()).unwrap() {
+            let cells = set.unwrap().path().join("cells");
+            let Ok(files) = std::fs::read_dir(&cells) else {
+                continue;
+            };
+            for f in files {
+                let cell = json(&f.unwrap().path());
+                let model = ModelKind::named(cell["model"].as_str().unwrap()).unwrap();
+                let k = cell["k"].as_u64().unwrap();
+                assert_eq!(cell["column_label"], format!("{} k={k}", model.title));
+                assert_eq!(cell["column"], format!("{}-k{k}", model.name));
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no committed cell result found");
+    }
 }
