@@ -75,6 +75,7 @@ fn main() {
             "priors",
             "estimators",
             "samplers",
+            "datasets",
             "models",
             "examples/src",
             "tests",

@@ -75,7 +75,7 @@ for sub in ["labels", "alphabets", "grey"]:
 
 # ---- matfile ------------------------------------------------------------------------------
 d = target("matfile")
-fixtures = os.path.join(ROOT, "models", "src", "data", "testdata")
+fixtures = os.path.join(ROOT, "datasets", "src", "testdata")
 for name in sorted(os.listdir(fixtures)):
     if name.endswith(".mat"):
         with open(os.path.join(fixtures, name), "rb") as f:

@@ -20,7 +20,7 @@
 //! - every loss is finite and the loss improves over training;
 //! - the trained model's test NLL beats the untrained model's.
 
-use gumbolt_models::data::load_bundled_mnist;
+use gumbolt_datasets::load_bundled_mnist;
 use gumbolt_models::eval::{EvalConfig, LogZConfig, estimate_log_z, evaluate};
 use gumbolt_models::gumbolt::{
     GumBolt, GumBoltConfig, GumBoltRbm, IwRelaxed, SampleCombination, Structure,
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     gumbolt_core::fpmode::enable_flush_to_zero();
     let data = load_bundled_mnist()?;
     let (test, _) = data.test.clone().split_at(TEST_IMAGES)?;
-    let config = GumBoltConfig::new(Structure::Nonlinear)
+    let config = GumBoltConfig::new(Structure::Nonlinear, data.train.dim())
         .with_k(K)
         .with_seed(3)
         .with_iterations(ITERS);

@@ -31,7 +31,7 @@ use gumbolt_core::prior::{
 };
 use gumbolt_core::rng::{root_rng, uniform_f64};
 use gumbolt_core::{LogPartitionEstimate, Mat};
-use gumbolt_models::data::load_bundled_mnist;
+use gumbolt_datasets::load_bundled_mnist;
 use gumbolt_models::eval::{EvalConfig, LogZ, LogZConfig, LogZMethod, estimate_log_z, evaluate};
 use gumbolt_models::gumbolt::{
     GumBolt, GumBoltConfig, ParamGroup, SampledPartition, Structure, TrainablePrior,
@@ -262,7 +262,7 @@ impl GumBoltPrior for SmallWorldBm {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iters = 300;
     let data = load_bundled_mnist()?;
-    let config = GumBoltConfig::new(Structure::Nonlinear)
+    let config = GumBoltConfig::new(Structure::Nonlinear, data.train.dim())
         .with_iterations(iters)
         .with_seed(0);
     let prior = SmallWorldBm::for_config(&config);

@@ -7,7 +7,7 @@ mod common;
 
 use common::{gumbolt, stderr};
 use gumbolt_core::Mat;
-use gumbolt_models::data::load_bundled_mnist;
+use gumbolt_datasets::load_bundled_mnist;
 use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
 use gumbolt_models::nn::Mlp;
 use gumbolt_models::train::{CheckpointPartition, GumBoltPrior, load_model};

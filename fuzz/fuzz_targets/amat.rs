@@ -1,4 +1,4 @@
-//! Fuzz target `amat`: see `gumbolt_models::data::fuzz::amat`.
+//! Fuzz target `amat`: see `gumbolt_datasets::fuzz::amat`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gumbolt_models::data::fuzz::amat(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gumbolt_datasets::fuzz::amat(data));

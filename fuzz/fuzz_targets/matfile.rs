@@ -1,4 +1,4 @@
-//! Fuzz target `matfile`: see `gumbolt_models::data::fuzz::matfile`.
+//! Fuzz target `matfile`: see `gumbolt_datasets::fuzz::matfile`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gumbolt_models::data::fuzz::matfile(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gumbolt_datasets::fuzz::matfile(data));

@@ -41,7 +41,7 @@
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use gumbolt_core::Mat;
-use gumbolt_models::data::{Dataset, load_bundled_mnist};
+use gumbolt_datasets::{Dataset, load_bundled_mnist};
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, GumBoltRbm, Objective, Scratch, Structure};
 use gumbolt_models::train::TrainState;
 use gumbolt_samplers::PcdConfig;
@@ -178,7 +178,9 @@ fn train_steps(c: &mut Criterion, data: &Data) {
         (Structure::Nonlinear2, 1),
         (Structure::Nonlinear, 20),
     ] {
-        let config = GumBoltConfig::new(structure).with_k(k).with_seed(SEED);
+        let config = GumBoltConfig::new(structure, data.test.ncols())
+            .with_k(k)
+            .with_seed(SEED);
         // ~13 ms per step at nonlinear k = 1; the others are several times slower.
         g.sample_size(if structure == Structure::Nonlinear && k == 1 {
             20
@@ -200,7 +202,7 @@ fn train_steps_baselines(c: &mut Criterion, data: &Data) {
     let mut g = c.benchmark_group("train_step_baselines");
     g.sampling_mode(SamplingMode::Flat).sample_size(20);
     for objective in [Objective::Dvae, Objective::DvaePp, Objective::Reinforce] {
-        let config = GumBoltConfig::new(Structure::Nonlinear)
+        let config = GumBoltConfig::new(Structure::Nonlinear, data.test.ncols())
             .with_objective(objective)
             .with_seed(SEED);
         let name = format!("{}_nonlinear_k1", objective.name());
@@ -212,7 +214,7 @@ fn train_steps_baselines(c: &mut Criterion, data: &Data) {
 fn evaluation(c: &mut Criterion, data: &Data) {
     const SAMPLES: usize = 100;
     const CHUNK: usize = 50;
-    let config = GumBoltConfig::new(Structure::Nonlinear).with_seed(SEED);
+    let config = GumBoltConfig::new(Structure::Nonlinear, data.test.ncols()).with_seed(SEED);
     let mut g = c.benchmark_group("eval");
     g.sampling_mode(SamplingMode::Flat).sample_size(20);
     // Throughput::Elements(forward FLOP): "Gelem/s" reads as GFLOP/s.

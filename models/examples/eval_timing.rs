@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use gumbolt_models::data::load_bundled_mnist;
+use gumbolt_datasets::load_bundled_mnist;
 use gumbolt_models::eval::{EvalConfig, LogZ, evaluate};
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Structure};
 use gumbolt_models::train::{Interval, TrainImages, Trainer, TrainerConfig};
@@ -30,14 +30,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![1, 2]
     };
     let data = load_bundled_mnist()?;
-    let config = GumBoltConfig::new(Structure::Nonlinear).with_iterations(100);
+    let config = GumBoltConfig::new(Structure::Nonlinear, data.train.dim()).with_iterations(100);
     let pcd = PcdConfig::default().chains(100).sweeps(20);
     let model = GumBolt::with_pcd(config, &data.train.pixel_means(), pcd)?;
     let tc = TrainerConfig::default().with_monitor_interval(Interval::Never);
     let mut t = Trainer::new(model, TrainImages::Binary(data.train), None, tc)?;
     t.run(u64::MAX, &mut |_| {})?;
     let model = t.into_model();
-    let test = gumbolt_models::data::Dataset::from_row_major(
+    let test = gumbolt_datasets::Dataset::from_row_major(
         data.test.images()[..images * 784].to_vec(),
         784,
     )?;

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use gumbolt_core::Sampler;
 use gumbolt_core::rng::{root_rng, uniform_f64};
-use gumbolt_models::data::{Dataset, load_bundled_mnist};
+use gumbolt_datasets::{Dataset, load_bundled_mnist};
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Structure};
 use gumbolt_models::train::TrainState;
 use gumbolt_priors::Rbm;
@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = root_rng(1);
 
     println!("== 50 iterations, nonlinear, k = 1, PCD 100 chains x 5 sweeps, T = 50 ==");
-    let config = GumBoltConfig::new(Structure::Nonlinear).with_iterations(50);
+    let config = GumBoltConfig::new(Structure::Nonlinear, data.train.dim()).with_iterations(50);
     let pcd = PcdConfig::default().chains(100).sweeps(5);
     let mut m = GumBolt::with_pcd(config, &means, pcd)?;
     let mut st = TrainState::new(m.config())?;
@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (Structure::Nonlinear2, 1),
         (Structure::Nonlinear2, 5),
     ] {
-        let config = GumBoltConfig::new(structure).with_k(k);
+        let config = GumBoltConfig::new(structure, data.train.dim()).with_k(k);
         let pcd_cfg = PcdConfig::default().chains(100).sweeps(sweeps);
         let mut m = GumBolt::with_pcd(config.clone(), &means, pcd_cfg.clone())?;
         let mut st = TrainState::new(m.config())?;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use gumbolt_models::data::{
+use gumbolt_datasets::{
     AmatSpec, MNIST_SPLIT_SIZES, binarized_mnist_dir, load_amat, load_bundled_mnist,
 };
 

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use gumbolt_models::data::load_bundled_mnist;
+use gumbolt_datasets::load_bundled_mnist;
 use gumbolt_models::eval::{EvalConfig, LogZConfig, estimate_log_z, evaluate};
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, LrSchedule, Structure};
 use gumbolt_models::train::{Interval, TrainEvent, TrainImages, Trainer, TrainerConfig};
@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out)?;
 
     let data = load_bundled_mnist()?;
-    let mut config = GumBoltConfig::new(Structure::Nonlinear)
+    let mut config = GumBoltConfig::new(Structure::Nonlinear, data.train.dim())
         .with_iterations(iters)
         .with_seed(seed);
     config.train.lr = match lr.as_str() {

@@ -27,9 +27,9 @@ use gumbolt_samplers::Progress;
 use gumbolt_samplers::logz::{AisBase, AisConfig, AisSchedule, PtBarConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
 use crate::gumbolt::{GumBolt, ModelError, PartitionGradient, Result, Scratch};
 use crate::train::state::{CheckpointPartition, GumBoltPrior, splitmix};
+use gumbolt_datasets::Dataset;
 
 /// How `log Z` is estimated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

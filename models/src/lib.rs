@@ -1,12 +1,10 @@
 //! # gumbolt-models
 //!
 //! GumBolt (Khoshaman & Amin, NeurIPS 2018) and its baselines, composed from the priors,
-//! estimators and samplers crates. This crate currently holds the groundwork the models are
-//! built on:
+//! estimators and samplers crates. The models do not depend on a data set (the input dimension
+//! is a field of the configuration); the trainer and the evaluator take their images as
+//! [`gumbolt_datasets::Dataset`]s. This crate holds:
 //!
-//! - [`data`]: loaders for the `.amat` / `.amat.gz` image files (statically binarised MNIST of
-//!   Larochelle & Murray 2011, bundled in the workspace's `data/` directory; docs/algorithms.md §9 "Data"),
-//!   the [`data::Dataset`] type and minibatch gathering.
 //! - [`nn`]: hand-written batched networks on nalgebra f32 matrices (rows = samples): [`nn::Dense`],
 //!   [`nn::BatchNorm`], [`nn::Tanh`], the [`nn::Mlp`] of docs/algorithms.md §9
 //!   (`[Dense → BatchNorm → tanh] × n_hidden → Dense`), the [`nn::Adam`] optimiser with the
@@ -28,9 +26,10 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
-pub mod data;
 pub mod dvae;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gumbolt;
 pub mod nn;
 pub mod train;

@@ -12,7 +12,7 @@
 use gumbolt_core::prior::ExactPartition;
 use gumbolt_core::rng::root_rng;
 use gumbolt_core::{LogPartitionEstimator, Mat};
-use gumbolt_models::data::load_bundled_mnist;
+use gumbolt_datasets::load_bundled_mnist;
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Objective, Scratch, Structure};
 use gumbolt_models::train::TrainState;
 use gumbolt_priors::Rbm;
@@ -67,7 +67,7 @@ fn short_training_runs_of_every_objective() {
     let means: Vec<f32> = (0..train.ncols()).map(|j| train.column(j).mean()).collect();
     let test = data.test.gather(&(0..20).collect::<Vec<_>>());
     for (objective, k, want_loss, want_nll) in GOLDEN_RUNS {
-        let config = GumBoltConfig::new(Structure::Nonlinear)
+        let config = GumBoltConfig::new(Structure::Nonlinear, train.ncols())
             .with_objective(objective)
             .with_k(k)
             .with_seed(5)

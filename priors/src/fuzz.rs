@@ -145,17 +145,23 @@ pub fn seed_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-/// Runs `target` on every seed of `fuzz/seeds/<name>` (at the workspace root) and on
-/// `mutations` mutations of them (seed `seed`); a panic names the input that caused it (and
-/// writes it to the temporary directory to reproduce it).
+/// Runs `target` on every seed in `dir` (`fuzz/seeds/<target>` at the workspace root, named by
+/// the caller's test) and on `mutations` mutations of them (seed `seed`); a panic names the
+/// input that caused it (and writes it to the temporary directory to reproduce it).
 ///
 /// # Panics
-/// If `target` panics on an input.
-pub fn run_seeds_and_mutations(name: &str, target: fn(&[u8]), mutations: usize, seed: u64) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(name);
-    let seeds = seed_files(&dir);
+/// If `target` panics on an input, or `dir` holds no seed.
+pub fn run_seeds_and_mutations(
+    dir: &std::path::Path,
+    target: fn(&[u8]),
+    mutations: usize,
+    seed: u64,
+) {
+    let name = dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let seeds = seed_files(dir);
     let check = |label: &str, input: &[u8]| {
         if std::panic::catch_unwind(|| target(input)).is_err() {
             let path = std::env::temp_dir().join(format!("gumbolt-fuzz-{name}-crash"));
@@ -184,7 +190,8 @@ mod tests {
 
     #[test]
     fn rbm_json_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("rbm_json", rbm_json, 5000, 0x52424d);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/rbm_json");
+        run_seeds_and_mutations(&dir, rbm_json, 5000, 0x52424d);
     }
 
     #[test]

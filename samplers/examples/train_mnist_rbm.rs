@@ -6,28 +6,31 @@
 //!     [mnist.amat.gz] [out.json] [epochs=10] [hidden=100] [lr=0.05]
 //! ```
 //!
+//! Without a file, the training split of the bundled binarised MNIST, found at run time
+//! (`gumbolt_datasets::find_data_dir`: `$GUMBOLT_DATA_DIR`, beside the executable, the working
+//! directory).
+//!
 //! Visible units (`z1`, 100) are the central 20×20 pixels of each image pooled 2×2 and
 //! thresholded at 1/4; hidden units are `z2`. Gradient ascent on the log-likelihood with the
 //! positive phase Rao-Blackwellised and the negative phase from [`Pcd`] (100 chains, 1 sweep).
 
-use flate2::read::GzDecoder;
 use gumbolt_core::linalg::gemm_tn;
 use gumbolt_core::prior::{Block, BlockConditionals};
 use gumbolt_core::{Mat, Sampler};
+use gumbolt_datasets::{AmatSpec, find_data_dir, find_split, load_amat};
 use gumbolt_priors::Rbm;
 use gumbolt_samplers::{NegativePhase, Pcd, PcdConfig};
-use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).cloned().unwrap_or_else(|| {
-        // The checkout's bundled copy (this example runs from the repository).
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../data/binarized_mnist/binarized_mnist_train.amat.gz"
-        )
-        .into()
-    });
+    let path = match args.get(1) {
+        Some(p) => PathBuf::from(p),
+        None => find_split(
+            &find_data_dir()?.join("binarized_mnist"),
+            "binarized_mnist_train",
+        )?,
+    };
     let out = args
         .get(2)
         .cloned()
@@ -36,13 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hidden: usize = args.get(4).map_or(Ok(100), |s| s.parse())?;
     let lr: f32 = args.get(5).map_or(Ok(0.05), |s| s.parse())?;
 
-    let reader = BufReader::new(GzDecoder::new(std::fs::File::open(&path)?));
+    let images = load_amat(&path, &AmatSpec::binary_mnist())?;
     let mut data: Vec<[f32; 100]> = Vec::new();
-    for line in reader.lines() {
-        let px: Vec<f32> = line?
-            .split_whitespace()
-            .map(|t| t.parse::<f32>().unwrap_or(0.0))
-            .collect();
+    for i in 0..images.n() {
+        let px = images.row(i);
         let mut v = [0.0f32; 100];
         for (k, o) in v.iter_mut().enumerate() {
             let (r, c) = (4 + 2 * (k / 10), 4 + 2 * (k % 10));

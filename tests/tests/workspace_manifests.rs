@@ -52,16 +52,24 @@ fn sources(dir: &Path, out: &mut String) {
     }
 }
 
-const MEMBERS: [&str; 7] = [
+const MEMBERS: [&str; 8] = [
     "core",
     "priors",
     "estimators",
     "samplers",
+    "datasets",
     "models",
     "examples",
     "tests",
 ];
-const PUBLISHED: [&str; 5] = ["core", "priors", "estimators", "samplers", "models"];
+const PUBLISHED: [&str; 6] = [
+    "core",
+    "priors",
+    "estimators",
+    "samplers",
+    "datasets",
+    "models",
+];
 
 #[test]
 fn every_declared_dependency_is_used() {

@@ -5,8 +5,8 @@
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use gumbolt_models::data::{
-    AmatSpec, Dataset, MNIST_SPLIT_SIZES, OmniglotSplits, find_data_dir, load_amat,
+use gumbolt_datasets::{
+    AmatSpec, Dataset, MNIST_DIM, MNIST_SPLIT_SIZES, OmniglotSplits, find_data_dir, load_amat,
     load_binarized_mnist, load_omniglot_mat, load_omniglot_rebuilt,
 };
 use gumbolt_models::train::TrainImages;
@@ -29,6 +29,14 @@ impl DatasetArg {
         match self {
             DatasetArg::Mnist => "mnist",
             DatasetArg::Omniglot => "omniglot",
+        }
+    }
+
+    /// The size of its images ([`MNIST_DIM`] values, 28×28, for both): every source of the data
+    /// set is loaded with this width or refused.
+    pub(crate) fn pixels(self) -> usize {
+        match self {
+            DatasetArg::Mnist | DatasetArg::Omniglot => MNIST_DIM,
         }
     }
 
@@ -148,7 +156,7 @@ fn load_omniglot(source: &Source) -> Result<OmniglotSplits> {
 }
 
 /// `name` under the data root, which is searched for at run time (`GUMBOLT_DATA_DIR`, beside
-/// the executable, the working directory; see `gumbolt_models::data::data_dir_candidates`).
+/// the executable, the working directory; see `gumbolt_datasets::data_dir_candidates`).
 fn bundled_dir(name: &str) -> Result<PathBuf> {
     Ok(find_data_dir()?.join(name))
 }
@@ -216,7 +224,7 @@ pub(crate) fn load_test(dataset: DatasetArg, source: &Source) -> Result<Dataset>
             let (dir, origin) = mnist_dir(source)?;
             let stem = "binarized_mnist_test";
             let spec = AmatSpec::binary_mnist().with_rows(MNIST_SPLIT_SIZES[2]);
-            gumbolt_models::data::find_split(&dir, stem)
+            gumbolt_datasets::find_split(&dir, stem)
                 .and_then(|path| load_amat(&path, &spec))
                 .with_context(|| {
                     format!("{origin} {}: cannot load the MNIST test set", dir.display())

@@ -3,17 +3,16 @@
 
 use super::dataset::{self, DatasetArg, Source};
 use super::progress::{ProgressSink, TaskBar};
-use super::rundir::{self, EVAL, Kind, RunDir};
+use super::registry::{self, CliPrior, ModelKind, ModelTypes, ModelVisitor, PriorKind};
+use super::rundir::{self, EVAL, RunDir};
 use super::train::symbol;
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use gumbolt_models::data::Dataset;
+use gumbolt_datasets::Dataset;
 use gumbolt_models::eval::{EvalConfig, EvalProgress, LogZConfig, estimate_log_z, evaluate};
-use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
+use gumbolt_models::gumbolt::GumBolt;
 use gumbolt_models::train::{CheckpointMeta, CheckpointPartition, GumBoltPrior, load_model};
-use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
-use gumbolt_samplers::{ColourPcd, Pcd};
 use serde::Serialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,7 +30,14 @@ pub(crate) enum LogzArg {
     Ais,
 }
 
-/// Options of `gumbolt eval` (its help text is on the subcommand in `cli/mod.rs`).
+/// Evaluate a trained run: the S-sample importance-weighted test NLL and log Z.
+///
+/// Loads `checkpoint.ckpt` of --run (any model, from the checkpoint's model kind and
+/// configuration), estimates log Z of its prior (PT + bridge sampling by default, AIS with
+/// --logz ais, exact for GumBolt-nW), and estimates log p(x) of every test image from S
+/// importance samples at τ = 0 (GB §5.1). The test set is that of the data set the run was trained on
+/// (from its config.json). Prints the result (one JSON object with --json) and writes it
+/// to `eval.json` in the run directory. The result depends on --seed, not on --threads.
 #[derive(Debug, Clone, Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct EvalArgs {
@@ -83,11 +89,6 @@ pub(crate) struct EvalArgs {
     /// No progress display on stderr.
     #[arg(long, short)]
     pub(crate) quiet: bool,
-
-    /// Do not print the result on stdout (`gumbolt reproduce`; it is still written to
-    /// `eval.json`).
-    #[arg(skip)]
-    pub(crate) no_stdout: bool,
 }
 
 /// Value parser of `--per-image`: a path ending in `.npy` or `.csv`.
@@ -144,27 +145,27 @@ fn write_per_image(path: &Path, log_px: &[f64], std_err: &[f64]) -> Result<()> {
     rundir::write_atomic(path, &bytes).with_context(|| format!("--per-image {}", path.display()))
 }
 
-/// The output of `gumbolt eval` (and `eval.json`).
+/// The result of [`evaluate_run`]: the output of `gumbolt eval` (and `eval.json`).
 #[derive(Debug, Serialize)]
-struct Report {
+pub(crate) struct Evaluation {
     /// Mean test NLL in nats (GB Table 1 reports it).
-    test_nll: f64,
+    pub(crate) test_nll: f64,
     /// Its standard error over images (excluding the error of log Z, see `log_z_std`).
-    test_nll_sem: f64,
-    log_z: f64,
-    log_z_std: f64,
+    pub(crate) test_nll_sem: f64,
+    pub(crate) log_z: f64,
+    pub(crate) log_z_std: f64,
     /// `exact`, `pt` or `ais`.
-    log_z_method: String,
+    pub(crate) log_z_method: String,
     log_z_seconds: f64,
-    log_z_warnings: Vec<String>,
+    pub(crate) log_z_warnings: Vec<String>,
     /// Test images evaluated.
-    n: usize,
+    pub(crate) n: usize,
     /// Importance samples per image.
-    samples: usize,
+    pub(crate) samples: usize,
     /// Mean over images of the Monte-Carlo standard error of each `log p̂(x)`.
     mean_iw_std_err: f64,
     /// Wall time of log Z and the likelihood estimate.
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Wall time of the likelihood estimate alone.
     nll_seconds: f64,
     /// Evaluation worker threads.
@@ -173,7 +174,7 @@ struct Report {
     matmul_threads: Option<String>,
     seed: u64,
     /// The test set: `MNIST`, `OMNIGLOT (rebuilt)` or `OMNIGLOT` (chardata.mat).
-    dataset: &'static str,
+    pub(crate) dataset: &'static str,
     run: String,
     model: &'static str,
     model_kind: String,
@@ -184,11 +185,35 @@ struct Report {
     iteration: u64,
     total_iterations: u64,
     finished: bool,
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
-/// Runs `gumbolt eval`.
+/// Runs `gumbolt eval`: [`evaluate_run`], then the result on stdout (a summary, or one JSON object
+/// with `--json`).
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
+    let out = evaluate_run(&args)?;
+    let text = if args.json {
+        serde_json::to_string(&out)? + "\n"
+    } else {
+        summary(&out, &RunDir::new(&args.run).file(EVAL))
+    };
+    if !args.quiet && args.json {
+        for w in &out.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    Ok(())
+}
+
+/// Evaluates a trained run: loads its checkpoint and its data set's test images, estimates
+/// log Z and the S-sample test NLL, writes `eval.json` (and `--per-image`), and returns the
+/// result. Shared by `gumbolt eval`, `quick` and `reproduce`.
+pub(crate) fn evaluate_run(args: &EvalArgs) -> Result<Evaluation> {
     let t0 = Instant::now();
     let dir = RunDir::existing(&args.run, "--run")?;
     if let Some(p) = &args.per_image {
@@ -238,21 +263,14 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         let n = limit.min(test.n());
         test = test.split_at(n)?.0;
     }
-    let ckpt = dir.checkpoint();
-    let report = match kind {
-        Kind::Rbm => {
-            let model = load_model::<Rbm, SampledPartition<Pcd>>(&ckpt)?;
-            eval_model(model, &test, &args)?
-        }
-        Kind::Nw => {
-            let model = load_model::<FactorialBernoulli, ExactPartitionGradient>(&ckpt)?;
-            eval_model(model, &test, &args)?
-        }
-        Kind::Graph => {
-            let model = load_model::<SparseBm, SampledPartition<ColourPcd>>(&ckpt)?;
-            eval_model(model, &test, &args)?
-        }
-    };
+    let report = registry::with_model(
+        kind,
+        EvalRun {
+            ckpt: &dir.checkpoint(),
+            test: &test,
+            args,
+        },
+    )?;
     let total = meta.model.train.total_iterations;
     let mut warnings = report.log_z.warnings.clone();
     if meta.iteration < total {
@@ -264,28 +282,25 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
     if let Some(p) = &args.per_image {
         write_per_image(p, &report.eval.log_px, &report.eval.iw_std_err)?;
     }
-    let mut out = build_report(&args, &dir, kind, &meta, report, t0, warnings);
+    let mut out = build_report(args, &dir, kind, &meta, report, t0, warnings);
     out.dataset = data_label;
     rundir::write_json_atomic(&dir.file(EVAL), &out)?;
-    let text = if args.json {
-        serde_json::to_string(&out)? + "\n"
-    } else {
-        summary(&out, &dir.file(EVAL))
-    };
-    if !args.quiet && args.json {
-        for w in &out.warnings {
-            eprintln!("warning: {w}");
-        }
+    Ok(out)
+}
+
+/// The checkpoint of a run loaded and evaluated.
+struct EvalRun<'a> {
+    ckpt: &'a Path,
+    test: &'a Dataset,
+    args: &'a EvalArgs,
+}
+
+impl ModelVisitor for EvalRun<'_> {
+    type Output = Result<Parts>;
+
+    fn visit<P: CliPrior, G: CheckpointPartition<P>>(self, _: ModelTypes<P, G>) -> Result<Parts> {
+        eval_model(load_model::<P, G>(self.ckpt)?, self.test, self.args)
     }
-    if args.no_stdout {
-        return Ok(());
-    }
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")?;
-    Ok(())
 }
 
 struct Parts {
@@ -338,15 +353,15 @@ where
 fn build_report(
     args: &EvalArgs,
     dir: &RunDir,
-    kind: Kind,
+    kind: PriorKind,
     meta: &CheckpointMeta,
     parts: Parts,
     t0: Instant,
     warnings: Vec<String>,
-) -> Report {
+) -> Evaluation {
     let Parts { eval, log_z } = parts;
     let total = meta.model.train.total_iterations;
-    Report {
+    Evaluation {
         test_nll: eval.test_nll,
         test_nll_sem: eval.test_nll_sem,
         log_z: log_z.value,
@@ -364,7 +379,7 @@ fn build_report(
         seed: args.seed,
         dataset: "",
         run: dir.root().display().to_string(),
-        model: super::train::ModelArg::of(kind, meta.model.objective).name(),
+        model: ModelKind::of(kind, meta.model.objective).name,
         model_kind: meta.model_kind.clone(),
         structure: meta.model.structure.name(),
         symbol: symbol(meta.model.structure),
@@ -376,7 +391,7 @@ fn build_report(
     }
 }
 
-fn summary(r: &Report, file: &Path) -> String {
+fn summary(r: &Evaluation, file: &Path) -> String {
     let mut s = format!(
         "{} test NLL = {:.3} ± {:.3} nats (s.e. over {} images, S = {}; {} {} k = {}, iteration {})\n\
          log Z = {:.4} ± {:.4} ({}, {:.1} s); total {:.1} s with {} threads\n",

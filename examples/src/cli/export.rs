@@ -16,14 +16,14 @@
 //! and the model configuration as JSON in the `__metadata__` entry `gumbolt`. A prior kind adds
 //! its tensors in one place: its [`ExportPrior`] implementation.
 
-use super::rundir::{Kind, RunDir};
+use super::registry::{self, CliPrior, ModelTypes, ModelVisitor, PriorKind};
+use super::rundir::RunDir;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
+use gumbolt_models::gumbolt::GumBolt;
 use gumbolt_models::nn::Mlp;
 use gumbolt_models::train::{CheckpointMeta, CheckpointPartition, GumBoltPrior, load_model};
 use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
-use gumbolt_samplers::{ColourPcd, Pcd};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use serde::Serialize;
@@ -47,7 +47,15 @@ fn parse_out(s: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Options of `gumbolt export`.
+/// Write a trained run's weights as a safetensors file readable from Python (numpy,
+/// PyTorch) without gumbolt.
+///
+/// float32 tensors in row-major order: `x_mean` `[784]`; `encoder{i}.dense{j}.kernel`
+/// `[in, out]` and `.bias` `[out]`; `encoder{i}.bn{j}.gamma`, `.beta`, `.moving_mean`,
+/// `.moving_var` (the batch norm after `dense{j}`); the same under `decoder.`; the prior as
+/// `prior.a` `[n1]`, `prior.b` `[n2]`, `prior.W` `[n1, n2]` (RBM) or `prior.h` `[n]` (factorial).
+/// `__metadata__` holds the model configuration as JSON under the key `gumbolt`. The
+/// README's "Weights from Python" section shows the forward pass in numpy.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ExportArgs {
     /// The run directory written by `gumbolt train` (its `checkpoint.ckpt` is exported).
@@ -242,7 +250,7 @@ struct ExportMeta {
 fn export_model<P, G>(
     model: &GumBolt<P, G>,
     meta: &CheckpointMeta,
-    kind: Kind,
+    kind: PriorKind,
 ) -> Result<(Tensors, HashMap<String, String>)>
 where
     P: GumBoltPrior + ExportPrior,
@@ -271,7 +279,7 @@ where
         activation: "tanh",
         batch_norm_eps: c.batch_norm.eps,
         prior: model.prior().kind_name(),
-        rbm_sides: (kind == Kind::Rbm).then(|| c.rbm_sides()),
+        rbm_sides: (kind == PriorKind::Rbm).then(|| c.rbm_sides()),
         tau: c.tau,
         x_bias_clip: (1e-3, 0.999),
         iteration: meta.iteration,
@@ -279,6 +287,21 @@ where
     };
     let json = serde_json::to_string(&m)?;
     Ok((t, HashMap::from([(METADATA_KEY.to_string(), json)])))
+}
+
+/// The tensors and metadata of a checkpoint's model.
+struct Export<'a> {
+    ckpt: &'a Path,
+    meta: &'a CheckpointMeta,
+    kind: PriorKind,
+}
+
+impl ModelVisitor for Export<'_> {
+    type Output = Result<(Tensors, HashMap<String, String>)>;
+
+    fn visit<P: CliPrior, G: CheckpointPartition<P>>(self, _: ModelTypes<P, G>) -> Self::Output {
+        export_model(&load_model::<P, G>(self.ckpt)?, self.meta, self.kind)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -296,20 +319,14 @@ pub(crate) fn run(args: ExportArgs) -> Result<()> {
     super::eval::check_output_path("--out", &args.out)?;
     let (kind, meta) = dir.checkpoint_meta()?;
     let ckpt = dir.checkpoint();
-    let (tensors, metadata) = match kind {
-        Kind::Rbm => {
-            let model = load_model::<Rbm, SampledPartition<Pcd>>(&ckpt)?;
-            export_model(&model, &meta, kind)?
-        }
-        Kind::Nw => {
-            let model = load_model::<FactorialBernoulli, ExactPartitionGradient>(&ckpt)?;
-            export_model(&model, &meta, kind)?
-        }
-        Kind::Graph => {
-            let model = load_model::<SparseBm, SampledPartition<ColourPcd>>(&ckpt)?;
-            export_model(&model, &meta, kind)?
-        }
-    };
+    let (tensors, metadata) = registry::with_model(
+        kind,
+        Export {
+            ckpt: &ckpt,
+            meta: &meta,
+            kind,
+        },
+    )?;
     let n = tensors.items.len();
     let bytes = tensors.serialize(metadata)?;
     write_out(&args.out, &bytes)?;

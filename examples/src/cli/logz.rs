@@ -130,11 +130,11 @@ fn pt_default() -> PtBarConfig {
     PtBarConfig::default()
 }
 
-/// Estimate the log-partition function log Z of an RBM.
-///
-/// The RBM is read from a JSON file (`{"a": [n1 numbers], "b": [n2 numbers], "W": [[n2
-/// numbers] × n1 rows]}`) or drawn at random. Whenever the smaller side has at most 24 units
-/// the exact value is computed too (timed separately) and reported next to the estimate.
+/// Estimate the log-partition function log Z of an RBM (exact, AIS, or PT + bridge sampling).
+//
+// The RBM is read from a JSON file (`{"a": [n1 numbers], "b": [n2 numbers], "W": [[n2
+// numbers] × n1 rows]}`) or drawn at random. Whenever the smaller side has at most 24 units
+// the exact value is computed too (timed separately) and reported next to the estimate.
 #[derive(Debug, Args)]
 // Negative numbers are values, so `--runs -3` is reported as an invalid value of `--runs`.
 #[command(allow_negative_numbers = true)]

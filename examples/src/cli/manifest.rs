@@ -9,7 +9,7 @@
 use super::dataset::{DatasetArg, Source};
 use super::rundir::{self, RunConfig};
 use anyhow::{Context, Result};
-use gumbolt_models::data::{binarized_mnist_dir, find_split, omniglot_rebuilt_dir};
+use gumbolt_datasets::{binarized_mnist_dir, find_split, omniglot_rebuilt_dir};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

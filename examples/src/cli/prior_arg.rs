@@ -1,8 +1,7 @@
 //! `gumbolt train --prior`: the RBM, the factorial prior of GumBolt-nW, or a Boltzmann machine on
 //! a graph (a D-Wave topology or a JSON edge list), and how it sets up the model.
 
-use super::rundir::Kind;
-use super::train::ModelArg;
+use super::registry::{ModelKind, PriorKind};
 use super::usage_error;
 use anyhow::Result;
 use gumbolt_models::gumbolt::{GumBoltConfig, PriorGraph};
@@ -29,6 +28,15 @@ pub(crate) enum PriorArg {
 }
 
 impl PriorArg {
+    /// Its prior kind.
+    pub(crate) fn kind(&self) -> PriorKind {
+        match self {
+            PriorArg::Rbm => PriorKind::Rbm,
+            PriorArg::Bernoulli => PriorKind::Bernoulli,
+            PriorArg::Topology(_) | PriorArg::File { .. } => PriorKind::Graph,
+        }
+    }
+
     /// The form stored in the run: `rbm`, `bernoulli`, `pegasus:4`, `graph:FILE`.
     pub(crate) fn label(&self) -> String {
         match self {
@@ -67,23 +75,10 @@ pub(crate) fn parse_prior(s: &str) -> Result<PriorArg, String> {
 }
 
 /// The prior kind of `--model` with `--prior`.
-pub(crate) fn kind_of(model: ModelArg, prior: Option<&PriorArg>) -> Result<Kind> {
-    match (prior, model) {
-        (None | Some(PriorArg::Rbm), m) => Ok(m.kind()),
-        (Some(PriorArg::Bernoulli), ModelArg::Gumbolt | ModelArg::GumboltNw) => Ok(Kind::Nw),
-        (Some(PriorArg::Bernoulli), m) => Err(usage_error(
-            "train",
-            format!(
-                "--prior bernoulli is GumBolt-nW (exact log Z); --model {} needs --prior rbm or a graph",
-                m.name()
-            ),
-        )),
-        (Some(_), ModelArg::GumboltNw) => Err(usage_error(
-            "train",
-            "--model gumbolt-nw has a factorial prior; it cannot take a graph --prior",
-        )),
-        (Some(_), _) => Ok(Kind::Graph),
-    }
+pub(crate) fn kind_of(model: ModelKind, prior: Option<&PriorArg>) -> Result<PriorKind> {
+    model
+        .prior_with(prior.map(PriorArg::kind))
+        .map_err(|e| usage_error("train", e))
 }
 
 /// Sets the model's graph and latent units per layer (the node count split evenly over the
@@ -117,11 +112,11 @@ pub(crate) fn apply(prior: Option<&PriorArg>, mc: &mut GumBoltConfig) -> Result<
 }
 
 /// The `--prior` label of a stored run.
-pub(crate) fn label_of(kind: Kind, mc: &GumBoltConfig) -> String {
+pub(crate) fn label_of(kind: PriorKind, mc: &GumBoltConfig) -> String {
     match (kind, &mc.prior_graph) {
-        (Kind::Rbm, _) => "rbm".into(),
-        (Kind::Nw, _) => "bernoulli".into(),
-        (Kind::Graph, Some(g)) => g.label(),
-        (Kind::Graph, None) => "a graph".into(),
+        (PriorKind::Rbm, _) => "rbm".into(),
+        (PriorKind::Bernoulli, _) => "bernoulli".into(),
+        (PriorKind::Graph, Some(g)) => g.label(),
+        (PriorKind::Graph, None) => "a graph".into(),
     }
 }

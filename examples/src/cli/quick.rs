@@ -9,7 +9,11 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Options of `gumbolt quick` (its help text is on the subcommand in `cli/mod.rs`).
+/// Train briefly, evaluate and sample in one go (a few minutes on two cores).
+///
+/// `gumbolt train --structure nonlinear --k 1 --iters ITERS --seed SEED --out OUT`, then
+/// `gumbolt eval --run OUT --samples SAMPLES --json` and `gumbolt sample --run OUT --n 64
+/// --out OUT/samples.png --json`; prints their three JSON lines.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct QuickArgs {
     /// The run directory.
@@ -73,7 +77,6 @@ pub(crate) fn run(args: QuickArgs) -> Result<()> {
         per_image: None,
         json: true,
         quiet: args.quiet,
-        no_stdout: false,
     })?;
     sample::run(SampleArgs {
         run: args.out.clone(),

@@ -18,8 +18,9 @@
 use super::dataset::{self, DatasetArg, Source};
 use super::eval::{self, EvalArgs, LogzArg};
 use super::progress::hms;
-use super::rundir::{self, EVAL, RUN_MARKERS, RunDir, SUMMARY};
-use super::train::{self, ModelArg, TrainArgs, parse_structure, symbol};
+use super::registry::{DVAE, DVAEPP, GUMBOLT, GUMBOLT_NW, ModelKind, PriorKind};
+use super::rundir::{self, RUN_MARKERS, RunDir, SUMMARY};
+use super::train::{self, TrainArgs, parse_structure, symbol};
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -200,7 +201,37 @@ fn parse_iters(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Options of `gumbolt reproduce` (its help text is on the subcommand in `cli/mod.rs`).
+/// Reproduce GB Table 1 or 2: every cell as resumable (cell, seed) jobs, then our numbers
+/// beside the paper's in OUT/table.md, table.json and table.png.
+///
+/// Table 1: dVAE, dVAE++ (k = 1) and GumBolt (k = 1, 5, 20) on the structures —, ~, ——, ~~;
+/// Table 2: GumBolt and GumBolt-nW (k = 20) on —, ~, ~~. Each (cell, seed) job trains into
+/// `OUT/runs/<cell>/seed<s>/` (`gumbolt train`), evaluates it (`gumbolt eval --logz pt`, seed
+/// s) and writes `OUT/cells/<cell>-seed<s>.json` (cell ids like `nonlinear-gumbolt-k5`,
+/// `nonlinear2-gumbolt-nw-k20`; the GumBolt k = 20 cells are shared by both tables). A job
+/// whose result exists is skipped, never recomputed or overwritten; an interrupted job
+/// continues from its last checkpoint. A failed job is reported and the others go on; the
+/// command then exits with status 1 listing the failed jobs.
+///
+/// Budgets (--iters, --samples and --limit override them; overrides are recorded):
+///
+/// - smoke: 30 iterations, 10 PCD sweeps × 100 chains, S = 10 importance samples on the
+///   first 500 test images, 1 seed (minutes; CI);
+///
+/// - short: 5000 iterations, 200 sweeps × 100 chains, S = 500 on all test images, 1 seed;
+///
+/// - long: 100 000 iterations, 200 sweeps × 100 chains, S = 1000 on all test images,
+///   3 seeds;
+///
+/// - paper: the paper's protocol, 1 000 000 iterations, 200 sweeps × 100 chains, S = 4000
+///   on all test images, 5 seeds.
+///
+/// The settings are stored in OUT/reproduce.json and in every result; an OUT holding results
+/// of other settings is refused (use another --out). The jobs are listed seed by seed, row by
+/// row, column by column; --shard I/N runs those whose index is I−1 modulo N. With
+/// --jobs J ≥ 2, J jobs run at once, each training step and evaluation with cores/J threads, and the progress
+/// of train and eval is not shown. One line per job start and end goes to stderr, with an ETA; at the
+/// end the table (also with pending cells) is written and printed on stdout.
 #[derive(Debug, Clone, Args)]
 #[command(args_override_self = true)]
 pub(crate) struct ReproduceArgs {
@@ -246,7 +277,7 @@ pub(crate) struct ReproduceArgs {
     /// Only these columns' models, comma-separated: gumbolt, gumbolt-nw, dvae, dvaepp
     /// [default: all of the table's].
     #[arg(long, value_name = "M,..", value_enum, value_delimiter = ',')]
-    models: Vec<ModelArg>,
+    models: Vec<ModelKind>,
 
     /// Only the columns with these numbers of importance samples, comma-separated (with
     /// --models gumbolt --k 1: the GumBolt k = 1 column alone) [default: all of the table's].
@@ -298,40 +329,30 @@ pub(crate) struct ReproduceArgs {
 /// A column of a table: a model trained with k importance samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Column {
-    model: ModelArg,
+    model: ModelKind,
     k: usize,
 }
 
 impl Column {
-    const fn new(model: ModelArg, k: usize) -> Self {
+    const fn new(model: ModelKind, k: usize) -> Self {
         Self { model, k }
     }
 
     fn id(self) -> String {
-        format!("{}-k{}", self.model.name(), self.k)
+        format!("{}-k{}", self.model.name, self.k)
     }
 
     fn label(self) -> String {
-        format!("{} k={}", model_title(self.model), self.k)
-    }
-}
-
-fn model_title(m: ModelArg) -> &'static str {
-    match m {
-        ModelArg::Gumbolt => "GumBolt",
-        ModelArg::GumboltNw => "GumBolt-nW",
-        ModelArg::Dvae => "dVAE",
-        ModelArg::Dvaepp => "dVAE++",
-        ModelArg::Reinforce => "REINFORCE",
+        format!("{} k={}", self.model.title, self.k)
     }
 }
 
 const T1_COLUMNS: [Column; 5] = [
-    Column::new(ModelArg::Dvae, 1),
-    Column::new(ModelArg::Dvaepp, 1),
-    Column::new(ModelArg::Gumbolt, 1),
-    Column::new(ModelArg::Gumbolt, 5),
-    Column::new(ModelArg::Gumbolt, 20),
+    Column::new(DVAE, 1),
+    Column::new(DVAEPP, 1),
+    Column::new(GUMBOLT, 1),
+    Column::new(GUMBOLT, 5),
+    Column::new(GUMBOLT, 20),
 ];
 const T1_ROWS: [Structure; 4] = [
     Structure::Linear,
@@ -352,10 +373,7 @@ const T1_OMNIGLOT: [[&str; 5]; 4] = [
     ["101.98", "102.62", "100.62", "99.38", "99.36"],
     ["101.75", "100.70", "99.82", "99.32", "98.81"],
 ];
-const T2_COLUMNS: [Column; 2] = [
-    Column::new(ModelArg::Gumbolt, 20),
-    Column::new(ModelArg::GumboltNw, 20),
-];
+const T2_COLUMNS: [Column; 2] = [Column::new(GUMBOLT, 20), Column::new(GUMBOLT_NW, 20)];
 const T2_ROWS: [Structure; 3] = [
     Structure::Linear,
     Structure::Nonlinear,
@@ -391,7 +409,7 @@ impl Cell {
     /// on `~`, training and evaluation: ×1.2 at k = 5, ×2.1 at k = 20), nW has no PCD (×0.3),
     /// two stochastic layers are bigger.
     fn weight(&self) -> f64 {
-        let base = if self.column.model == ModelArg::GumboltNw {
+        let base = if self.column.model == GUMBOLT_NW {
             0.3
         } else {
             1.0
@@ -767,7 +785,7 @@ fn selected_cells(args: &ReproduceArgs) -> Result<Vec<Cell>> {
                 SUB,
                 format!(
                     "invalid value for --models: Table {n} has no {} column; its models: {}",
-                    m.name(),
+                    m.name,
                     table_models(table).join(", ")
                 ),
             ));
@@ -785,7 +803,7 @@ fn selected_cells(args: &ReproduceArgs) -> Result<Vec<Cell>> {
                         .columns()
                         .iter()
                         .filter(selected)
-                        .map(|c| format!("{} k={}", c.model.name(), c.k))
+                        .map(|c| format!("{} k={}", c.model.name, c.k))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -804,8 +822,8 @@ fn selected_cells(args: &ReproduceArgs) -> Result<Vec<Cell>> {
 fn table_models(table: TableArg) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = Vec::new();
     for c in table.columns() {
-        if !v.contains(&c.model.name()) {
-            v.push(c.model.name());
+        if !v.contains(&c.model.name) {
+            v.push(c.model.name);
         }
     }
     v
@@ -1044,25 +1062,8 @@ fn error_text(e: &anyhow::Error) -> String {
     super::one_line(e)
 }
 
-/// The fields of `eval.json` a result needs.
-#[derive(Debug, Deserialize)]
-struct EvalOut {
-    test_nll: f64,
-    test_nll_sem: f64,
-    log_z: f64,
-    log_z_std: f64,
-    log_z_method: String,
-    n: usize,
-    samples: usize,
-    seconds: f64,
-    #[serde(default)]
-    warnings: Vec<String>,
-    #[serde(default)]
-    log_z_warnings: Vec<String>,
-    dataset: String,
-}
-
-/// The fields of `train_summary.json` a result needs.
+/// The fields of `train_summary.json` a result needs (of a run trained by an earlier
+/// invocation).
 #[derive(Debug, Deserialize)]
 struct TrainOut {
     iteration: u64,
@@ -1080,7 +1081,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
     let finished = if ckpt.exists() {
         let (kind, meta) = dir.checkpoint_meta()?;
         let m = &meta.model;
-        let model = ModelArg::of(kind, m.objective);
+        let model = ModelKind::of(kind, m.objective);
         if m.structure != job.cell.structure
             || m.k != col.k
             || m.seed != job.seed
@@ -1090,7 +1091,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
             bail!(
                 "{} holds another run ({} {} k={} seed {}, {} iterations); move it away",
                 dir.root().display(),
-                model.name(),
+                model.name,
                 m.structure.name(),
                 m.k,
                 m.seed,
@@ -1101,7 +1102,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
     } else {
         false
     };
-    if !finished {
+    let trained = if !finished {
         let mut t = TrainArgs::quick(dir.root().to_path_buf(), s.iters, job.seed, !ctx.progress);
         t.structure = Some(job.cell.structure);
         t.model = Some(col.model);
@@ -1109,7 +1110,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         t.dataset = Some(ctx.args.dataset);
         t.data_dir = ctx.args.data_dir.clone();
         t.data_file = ctx.args.data_file.clone();
-        if col.model.kind() == rundir::Kind::Rbm {
+        if col.model.prior == PriorKind::Rbm {
             t.pcd_steps = Some(s.pcd_steps);
             t.pcd_chains = Some(s.pcd_chains);
             t.prior = ctx.args.prior.clone();
@@ -1119,7 +1120,6 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         if s.iters >= 100_000 {
             t.checkpoint_every = Some(s.iters / 100);
         }
-        t.no_stdout = true;
         // Concurrent jobs share the cores.
         t.threads = Some((super::cores() / ctx.args.jobs).max(1));
         if ckpt.exists() {
@@ -1128,8 +1128,10 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
             // Started but stopped before its first checkpoint: nothing to keep.
             t.force = true;
         }
-        train::run(t)?;
-    }
+        Some(train::train_run(t)?)
+    } else {
+        None
+    };
     let meta = read_meta(&ckpt).with_context(|| format!("cannot read {}", ckpt.display()))?;
     if meta.iteration < meta.model.train.total_iterations {
         bail!(
@@ -1138,7 +1140,7 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
             meta.model.train.total_iterations
         );
     }
-    eval::run(EvalArgs {
+    let ev = eval::evaluate_run(&EvalArgs {
         run: dir.root().to_path_buf(),
         samples: s.samples,
         limit: s.test_images,
@@ -1148,16 +1150,20 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         data_dir: ctx.args.data_dir.clone(),
         data_file: ctx.args.data_file.clone(),
         per_image: None,
-        json: true,
+        json: false,
         quiet: !ctx.progress,
-        no_stdout: true,
     })?;
-    let ev: EvalOut = read_json(&dir.file(EVAL))?;
-    // The last session's median time per step, when that session trained to the end.
-    let summary: Option<TrainOut> = read_json(&dir.file(SUMMARY)).ok();
+    // The last session's median time per step, when that session trained to the end: this
+    // invocation's, else the one whose summary the run directory keeps.
+    let summary = match trained {
+        Some(t) => Some((t.iteration, t.sec_per_iter)),
+        None => read_json::<TrainOut>(&dir.file(SUMMARY))
+            .ok()
+            .map(|t| (t.iteration, t.sec_per_iter)),
+    };
     let sec_per_iter = summary
-        .filter(|t| t.iteration == meta.iteration)
-        .and_then(|t| t.sec_per_iter);
+        .filter(|&(iteration, _)| iteration == meta.iteration)
+        .and_then(|(_, s)| s);
     let iterations = meta.iteration;
     let mut warnings = ev.warnings;
     for w in ev.log_z_warnings {
@@ -1172,13 +1178,13 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         symbol: symbol(job.cell.structure).into(),
         column: col.id(),
         column_label: col.label(),
-        model: col.model.name().into(),
+        model: col.model.name.into(),
         structure: job.cell.structure.name().into(),
         k: col.k,
         seed: job.seed,
         tau: meta.model.tau,
         settings: s.clone(),
-        dataset: ev.dataset,
+        dataset: ev.dataset.into(),
         test_nll: ev.test_nll,
         test_nll_sem: ev.test_nll_sem,
         log_z: ev.log_z,
@@ -1340,7 +1346,7 @@ fn write_table(
             symbol: symbol(c.structure).into(),
             column: c.column.id(),
             column_label: c.column.label(),
-            model: c.column.model.name().into(),
+            model: c.column.model.name.into(),
             k: c.column.k,
             paper: c.paper_value(),
             status: match n {
@@ -1385,7 +1391,7 @@ fn write_table(
             .columns()
             .iter()
             .map(|c| {
-                serde_json::json!({"id": c.id(), "label": c.label(), "model": c.model.name(),
+                serde_json::json!({"id": c.id(), "label": c.label(), "model": c.model.name,
                                    "k": c.k})
             })
             .collect(),

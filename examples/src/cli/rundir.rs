@@ -16,11 +16,11 @@
 //! Readers (`eval`, `sample`, `export`) do not take it.
 
 use super::dataset::{DatasetArg, Source};
+use super::registry::{PRIOR_KINDS, PriorKind};
 use anyhow::{Context, Result, bail};
-use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBoltConfig, SampledPartition};
-use gumbolt_models::train::{CheckpointMeta, MetricsRecord, TrainerConfig, model_kind, read_meta};
-use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
-use gumbolt_samplers::{ColourPcd, Pcd, PcdConfig};
+use gumbolt_models::gumbolt::GumBoltConfig;
+use gumbolt_models::train::{CheckpointMeta, MetricsRecord, TrainerConfig, read_meta};
+use gumbolt_samplers::PcdConfig;
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,35 +46,6 @@ pub(crate) const RUN_FILES: [&str; 7] = [
     super::manifest::MANIFEST,
 ];
 
-/// The model kinds of the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// GumBolt with an RBM prior trained by PCD (`gumbolt/rbm/pcd`).
-    Rbm,
-    /// GumBolt-nW: factorial Bernoulli prior, exact log Z (`gumbolt/bernoulli/exact`).
-    Nw,
-    /// A Boltzmann machine on any graph (Chimera, Pegasus, Zephyr, a JSON edge list) trained by
-    /// PCD over colour classes (`gumbolt/sparse-bm/pcd`).
-    Graph,
-}
-
-impl Kind {
-    /// The checkpoint's `model_kind`.
-    pub(crate) fn model_kind(self) -> String {
-        match self {
-            Kind::Rbm => model_kind::<Rbm, SampledPartition<Pcd>>(),
-            Kind::Nw => model_kind::<FactorialBernoulli, ExactPartitionGradient>(),
-            Kind::Graph => model_kind::<SparseBm, SampledPartition<ColourPcd>>(),
-        }
-    }
-
-    fn from_model_kind(s: &str) -> Option<Self> {
-        [Kind::Rbm, Kind::Nw, Kind::Graph]
-            .into_iter()
-            .find(|k| k.model_kind() == s)
-    }
-}
-
 /// `config.json`: everything that defines the run, for people and for `eval` (data directory).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RunConfig {
@@ -91,7 +62,7 @@ pub(crate) struct RunConfig {
     /// The data file given with `--data-file` (OMNIGLOT's `chardata.mat`).
     #[serde(default)]
     pub data_file: Option<PathBuf>,
-    /// `gumbolt` or `gumbolt-nw`.
+    /// The model kind's `--model` name (`super::registry::MODELS`).
     pub model: String,
     /// The checkpoint's model kind.
     pub model_kind: String,
@@ -182,18 +153,21 @@ impl RunDir {
         Ok(Some(cfg))
     }
 
-    /// The checkpoint's model kind and metadata.
-    pub(crate) fn checkpoint_meta(&self) -> Result<(Kind, CheckpointMeta)> {
+    /// The checkpoint's prior kind and metadata.
+    pub(crate) fn checkpoint_meta(&self) -> Result<(PriorKind, CheckpointMeta)> {
         let path = self.checkpoint();
         let meta = read_meta(&path)?;
-        let kind = Kind::from_model_kind(&meta.model_kind).with_context(|| {
+        let kind = PriorKind::from_checkpoint_kind(&meta.model_kind).with_context(|| {
+            let mut known: Vec<String> = PRIOR_KINDS
+                .iter()
+                .map(|k| format!("`{}`", k.checkpoint_kind()))
+                .collect();
+            let last = known.pop().unwrap_or_default();
             format!(
-                "checkpoint {} holds a `{}` model; this command reads `{}`, `{}` and `{}`",
+                "checkpoint {} holds a `{}` model; this command reads {} and {last}",
                 path.display(),
                 meta.model_kind,
-                Kind::Rbm.model_kind(),
-                Kind::Nw.model_kind(),
-                Kind::Graph.model_kind()
+                known.join(", ")
             )
         })?;
         Ok((kind, meta))

@@ -2,18 +2,16 @@
 //! probabilities σ(o) (GB §3.1) and written as a PNG grid.
 
 use super::int_at_least;
-use super::rundir::{Kind, RunDir};
+use super::registry::{self, CliPrior, ModelTypes, ModelVisitor};
+use super::rundir::RunDir;
 use anyhow::{Context, Result};
 use clap::Args;
 use gumbolt_examples::plot;
 use gumbolt_models::eval::{GenerateConfig, generate};
-use gumbolt_models::gumbolt::{ExactPartitionGradient, GumBolt, SampledPartition};
-use gumbolt_models::train::{CheckpointPartition, GumBoltPrior, load_model};
-use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
-use gumbolt_samplers::{ColourPcd, Pcd};
+use gumbolt_models::train::{CheckpointPartition, load_model};
 use serde::Serialize;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Side of an MNIST image.
@@ -45,7 +43,11 @@ fn parse_npy(s: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Options of `gumbolt sample` (its help text is on the subcommand in `cli/mod.rs`).
+/// Draw samples from a trained run as a PNG grid.
+///
+/// Binary latent configurations are drawn from the prior by block Gibbs at β = 1 (started
+/// from the run's PCD chains, or from Bernoulli(0.5) with --fresh) and fed to the decoder;
+/// the grid shows the pixel probabilities σ(o) (white = 1), --cols images per row.
 #[derive(Debug, Clone, Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct SampleArgs {
@@ -105,13 +107,20 @@ struct Report {
     run: String,
 }
 
-fn draw<P: GumBoltPrior, G: CheckpointPartition<P>>(
-    mut model: GumBolt<P, G>,
-    cfg: &GenerateConfig,
-) -> Result<Vec<f32>> {
-    let g = generate(&mut model, cfg).context("sampling failed")?;
-    // Row-major images, one after the other.
-    Ok(g.images().concat())
+/// Samples of the checkpoint's model: row-major images, one after the other.
+struct Draw<'a> {
+    ckpt: &'a Path,
+    cfg: &'a GenerateConfig,
+}
+
+impl ModelVisitor for Draw<'_> {
+    type Output = Result<Vec<f32>>;
+
+    fn visit<P: CliPrior, G: CheckpointPartition<P>>(self, _: ModelTypes<P, G>) -> Self::Output {
+        let mut model = load_model::<P, G>(self.ckpt)?;
+        let g = generate(&mut model, self.cfg).context("sampling failed")?;
+        Ok(g.images().concat())
+    }
 }
 
 /// Runs `gumbolt sample`.
@@ -129,17 +138,13 @@ pub(crate) fn run(args: SampleArgs) -> Result<()> {
         from_chains: !args.fresh,
         seed: args.seed,
     };
-    let pixels = match kind {
-        Kind::Rbm => draw(load_model::<Rbm, SampledPartition<Pcd>>(&ckpt)?, &cfg)?,
-        Kind::Nw => draw(
-            load_model::<FactorialBernoulli, ExactPartitionGradient>(&ckpt)?,
-            &cfg,
-        )?,
-        Kind::Graph => draw(
-            load_model::<SparseBm, SampledPartition<ColourPcd>>(&ckpt)?,
-            &cfg,
-        )?,
-    };
+    let pixels = registry::with_model(
+        kind,
+        Draw {
+            ckpt: &ckpt,
+            cfg: &cfg,
+        },
+    )?;
     anyhow::ensure!(
         pixels.len() == args.n * SIDE * SIDE,
         "the model does not generate {SIDE}×{SIDE} images"

@@ -6,26 +6,23 @@
 
 use super::dataset::{self, DatasetArg, Source};
 use super::progress::{TaskBar, hms};
+use super::registry::{self, CliPrior, GUMBOLT, ModelKind, ModelTypes, ModelVisitor, PriorKind};
 use super::rundir::{
-    self, CHECKPOINT, CONFIG, CURVES, Kind, METRICS, RUN_FILES, RUN_MARKERS, RunConfig, RunDir,
-    RunLock, SUMMARY,
+    self, CHECKPOINT, CONFIG, CURVES, METRICS, RUN_FILES, RUN_MARKERS, RunConfig, RunDir, RunLock,
+    SUMMARY,
 };
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
+use gumbolt_datasets::Dataset;
 use gumbolt_examples::plot::{self, Series};
 use gumbolt_models::checkpoint::CheckpointError;
-use gumbolt_models::data::Dataset;
-use gumbolt_models::gumbolt::{
-    ExactPartitionGradient, GumBolt, GumBoltConfig, LrSchedule, ModelError, Objective,
-    SampledPartition, Structure,
-};
+use gumbolt_models::gumbolt::{GumBoltConfig, LrSchedule, ModelError, Structure};
 use gumbolt_models::train::{
     CheckpointMeta, CheckpointPartition, GumBoltPrior, Interval, MetricsRecord, MonitorConfig,
-    TrainError, TrainEvent, Trainer, TrainerConfig,
+    TrainError, TrainEvent, TrainImages, Trainer, TrainerConfig,
 };
-use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
-use gumbolt_samplers::{ColourPcd, Pcd, PcdConfig};
+use gumbolt_samplers::PcdConfig;
 use serde::Serialize;
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -44,68 +41,6 @@ const DEFAULT_LR: f64 = 3e-3;
 const PCD_SEED_MIX: u64 = 0x5043_445F_5345_4544;
 /// Time between two progress lines when stderr is not a terminal.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ModelArg {
-    /// GumBolt: RBM prior, PCD negative phase.
-    Gumbolt,
-    /// GumBolt-nW: no couplings (a factorial Bernoulli prior) with the exact log Z.
-    #[value(name = "gumbolt-nw", alias = "nw")]
-    GumboltNw,
-    /// dVAE (Rolfe 2016): spike-and-exponential smoothing, RBM prior, PCD [τ: 1/5].
-    Dvae,
-    /// dVAE++ (Vahdat et al. 2018): overlapping exponentials, RBM prior, PCD [τ: 1/10 on
-    /// MNIST, 1/8 on OMNIGLOT].
-    #[value(name = "dvaepp", alias = "dvae++")]
-    Dvaepp,
-    /// REINFORCE on the discrete bound with an NVIL baseline network (k = 1) or VIMCO (k > 1),
-    /// RBM prior, PCD.
-    Reinforce,
-}
-
-impl ModelArg {
-    pub(crate) fn kind(self) -> Kind {
-        match self {
-            ModelArg::GumboltNw => Kind::Nw,
-            _ => Kind::Rbm,
-        }
-    }
-
-    /// The prior kind of this model with `--prior`.
-    pub(crate) fn kind_with(self, prior: Option<&super::prior_arg::PriorArg>) -> Result<Kind> {
-        super::prior_arg::kind_of(self, prior)
-    }
-
-    /// The training objective.
-    pub(crate) fn objective(self) -> Objective {
-        match self {
-            ModelArg::Gumbolt | ModelArg::GumboltNw => Objective::GumBolt,
-            ModelArg::Dvae => Objective::Dvae,
-            ModelArg::Dvaepp => Objective::DvaePp,
-            ModelArg::Reinforce => Objective::Reinforce,
-        }
-    }
-
-    /// The `--model` name.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            ModelArg::GumboltNw => "gumbolt-nw",
-            m => m.objective().name(),
-        }
-    }
-
-    /// The `--model` of a run of this prior kind and objective.
-    pub(crate) fn of(kind: Kind, objective: Objective) -> Self {
-        match (kind, objective) {
-            (Kind::Nw, _) => ModelArg::GumboltNw,
-            (Kind::Rbm | Kind::Graph, Objective::GumBolt) => ModelArg::Gumbolt,
-            (Kind::Rbm | Kind::Graph, Objective::Dvae) => ModelArg::Dvae,
-            (Kind::Rbm | Kind::Graph, Objective::DvaePp) => ModelArg::Dvaepp,
-            (Kind::Rbm | Kind::Graph, Objective::Reinforce) => ModelArg::Reinforce,
-        }
-    }
-}
 
 /// The learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -206,7 +141,26 @@ fn parse_iters(s: &str) -> Result<u64, String> {
     Ok(v)
 }
 
-/// Options of `gumbolt train` (its help text is on the subcommand in `cli/mod.rs`).
+/// Train GumBolt, GumBolt-nW or a baseline (dVAE, dVAE++, REINFORCE) on MNIST or OMNIGLOT
+/// into a run directory (checkpoints, metrics, curves).
+///
+/// `--dataset omniglot` trains on the bundled rebuild of OMNIGLOT (results labelled
+/// "OMNIGLOT (rebuilt)"), on a rebuilt-format directory with --data-dir, or on Burda et
+/// al.'s chardata.mat with --data-file; its training images are re-binarised for every
+/// minibatch, the validation and test images are binarised once (seed 1).
+///
+/// The run directory (--out) gets `checkpoint.ckpt` (periodic and final, written
+/// atomically), `metrics.jsonl` (one monitoring record per line: the objectives F_k and L_k
+/// with k = --monitor-k on training and validation images, GB Fig. 2b), `config.json`,
+/// `learning_curves.png` and `train_summary.json`; the summary is also printed as one JSON
+/// line on stdout (`sec_per_iter` is the median over this invocation's steps). An existing
+/// run is never overwritten: continue it with --resume (model options, if repeated, must
+/// match the checkpoint's; monitoring and checkpoint options may change) or start over with
+/// --force. A resumed run ends with the same parameters as an uninterrupted one.
+///
+/// Structures can be named by the symbols of GB Table 1: `-`, `~`, `--`, `~~` (quote `~`
+/// against the shell's home-directory expansion: `--structure '~'`; `--structure --` and
+/// `--structure=--` both work).
 #[derive(Debug, Clone, Args)]
 // Negative numbers are values (`--tau -1` is an invalid τ); a repeated option takes the last value.
 #[command(allow_negative_numbers = true, args_override_self = true)]
@@ -250,7 +204,7 @@ pub(crate) struct TrainArgs {
 
     /// The model [default: gumbolt].
     #[arg(long, value_enum, help_heading = "Model")]
-    pub(crate) model: Option<ModelArg>,
+    pub(crate) model: Option<ModelKind>,
 
     // The help text is an attribute, not a doc comment: rustdoc would read its brackets as links.
     #[arg(long, value_name = "PRIOR", value_parser = super::prior_arg::parse_prior,
@@ -346,11 +300,6 @@ pub(crate) struct TrainArgs {
     /// Stop (with a checkpoint) after this many iterations, as if interrupted (for tests).
     #[arg(long, value_name = "N", hide = true)]
     pub(crate) stop_after: Option<u64>,
-
-    /// Do not print the summary JSON line on stdout (`gumbolt reproduce`; the summary is still
-    /// written to `train_summary.json`).
-    #[arg(skip)]
-    pub(crate) no_stdout: bool,
 }
 
 impl TrainArgs {
@@ -385,7 +334,6 @@ impl TrainArgs {
             quiet,
             stop_after: None,
             threads: None,
-            no_stdout: false,
         }
     }
 }
@@ -426,18 +374,18 @@ fn config_error(e: TrainError) -> anyhow::Error {
     }
 }
 
-/// The model configuration of a new run.
-fn model_config(args: &TrainArgs, iters: u64, dataset: DatasetArg) -> GumBoltConfig {
+/// The model configuration of a new run on images of `pixels` values.
+fn model_config(args: &TrainArgs, iters: u64, dataset: DatasetArg, pixels: usize) -> GumBoltConfig {
     let structure = args.structure.unwrap_or(Structure::Nonlinear);
-    let objective = args.model.unwrap_or(ModelArg::Gumbolt).objective();
-    let mut c = GumBoltConfig::new(structure)
+    let model = args.model.unwrap_or(GUMBOLT);
+    let mut c = GumBoltConfig::new(structure, pixels)
         .with_k(args.k.unwrap_or(1))
         .with_seed(args.seed.unwrap_or(0))
         .with_iterations(iters);
-    c.objective = objective;
+    c.objective = model.objective;
     c.tau = args
         .tau
-        .unwrap_or_else(|| objective.paper_tau(dataset == DatasetArg::Omniglot));
+        .unwrap_or_else(|| model.paper_tau(dataset == DatasetArg::Omniglot));
     if let Some(h) = args.hidden_layers {
         c.hidden_layers = h;
     }
@@ -483,7 +431,7 @@ fn monitor_changed(args: &TrainArgs) -> bool {
 }
 
 /// Options given with --resume must match the checkpoint's run.
-fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> Result<()> {
+fn check_resume_options(args: &TrainArgs, kind: PriorKind, meta: &CheckpointMeta) -> Result<()> {
     let m = &meta.model;
     let mut diffs: Vec<String> = Vec::new();
     let mut check = |given: bool, option: &str, stored: String| {
@@ -491,11 +439,11 @@ fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> 
             diffs.push(format!("{option} (the run has {stored})"));
         }
     };
-    let model = ModelArg::of(kind, m.objective);
+    let model = ModelKind::of(kind, m.objective);
     check(
         args.model.is_some_and(|a| a != model),
         "--model",
-        model.name().into(),
+        model.name.into(),
     );
     check(
         args.structure.is_some_and(|s| s != m.structure),
@@ -553,7 +501,7 @@ fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> 
         let stored = super::prior_arg::label_of(kind, m);
         check(p.label() != stored, "--prior", stored);
     }
-    if kind != Kind::Nw {
+    if kind.uses_pcd() {
         let pcd: Option<PcdConfig> = serde_json::from_value(meta.negative_phase.clone()).ok();
         if let Some(p) = pcd {
             check(
@@ -582,8 +530,21 @@ fn check_resume_options(args: &TrainArgs, kind: Kind, meta: &CheckpointMeta) -> 
     ))
 }
 
-/// Runs `gumbolt train`.
+/// Runs `gumbolt train`: [`train_run`], then the summary as one JSON line on stdout.
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
+    let summary = train_run(args)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", serde_json::to_string(&summary)?)
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    Ok(())
+}
+
+/// Trains a new run, or continues one (`--resume`), in its run directory (checkpoints,
+/// `metrics.jsonl`, `config.json`, `manifest.json`, `learning_curves.png`,
+/// `train_summary.json`); returns the summary (also written to `train_summary.json`). Shared by
+/// `gumbolt train`, `quick` and `reproduce`.
+pub(crate) fn train_run(args: TrainArgs) -> Result<TrainSummary> {
     let t_start = Instant::now();
     if args.stop_after == Some(0) {
         return Err(usage_error(
@@ -599,19 +560,24 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     }
 }
 
-fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
+fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary> {
     let iters = args
         .iters
         .ok_or_else(|| usage_error(SUB, "--iters is required for a new run"))?;
     let dataset = args.dataset.unwrap_or(DatasetArg::Mnist);
     dataset::check_data_file(SUB, dataset, args.data_file.as_deref())?;
-    let model_arg = args.model.unwrap_or(ModelArg::Gumbolt);
-    let kind = model_arg.kind_with(args.prior.as_ref())?;
-    let model_arg = ModelArg::of(kind, model_arg.objective());
-    if kind == Kind::Nw && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
-        eprintln!("warning: --pcd-steps and --pcd-chains are ignored by --model gumbolt-nw");
+    let requested = args.model.unwrap_or(GUMBOLT);
+    let kind = super::prior_arg::kind_of(requested, args.prior.as_ref())?;
+    let model = ModelKind::of(kind, requested.objective);
+    if !kind.uses_pcd() && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
+        eprintln!(
+            "warning: --pcd-steps and --pcd-chains are ignored by --model {}",
+            model.name
+        );
     }
-    let mut mc = model_config(&args, iters, dataset);
+    // Options are checked before the data are read; the model's input dimension is then the
+    // data's (the loaders hold every source of a data set to its declared image size).
+    let mut mc = model_config(&args, iters, dataset, dataset.pixels());
     super::prior_arg::apply(args.prior.as_ref(), &mut mc)?;
     mc.validate()
         .map_err(|e| config_error(TrainError::Model(e)))?;
@@ -623,7 +589,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     if let Some(n) = args.checkpoint_every {
         tc.checkpoint_interval = Interval::Every(n);
     }
-    let pcd = (kind != Kind::Nw).then(|| pcd_config(&args, mc.seed));
+    let pcd = kind.uses_pcd().then(|| pcd_config(&args, mc.seed));
 
     // The run directory: never overwrite a run without --force.
     if dir.root().exists() && !dir.root().is_dir() {
@@ -657,6 +623,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
 
     let source = Source::of(args.data_dir.as_deref(), args.data_file.as_deref());
     let data = dataset::load_train(dataset, &source, args.quiet)?;
+    mc.pixels = data.train.dataset().dim();
     let means = data.means();
     let ckpt = dir.checkpoint();
     let (data_dir, data_file) = source.absolute().paths();
@@ -666,8 +633,8 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         dataset_label: dataset::label(dataset, &source).into(),
         data_dir,
         data_file,
-        model: model_arg.name().into(),
-        model_kind: kind.model_kind(),
+        model: model.name.into(),
+        model_kind: kind.checkpoint_kind(),
         model_config: mc.clone(),
         pcd: pcd.clone(),
         trainer: tc.clone(),
@@ -680,40 +647,69 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
         resumed_from: None,
         t_start,
     };
-    let images = data.train;
-    match kind {
-        Kind::Rbm => {
-            let pcd = pcd.expect("set for the RBM prior");
-            let model = GumBolt::with_pcd(mc, &means, pcd)
-                .map_err(|e| config_error(TrainError::Model(e)))?;
-            let trainer = Trainer::new(model, images, Some(&data.valid), tc)
-                .map_err(config_error)?
-                .with_checkpoint_path(ckpt);
-            session.start_fresh()?;
-            session.drive(trainer)
-        }
-        Kind::Nw => {
-            let model = GumBolt::nw(mc, &means).map_err(|e| config_error(TrainError::Model(e)))?;
-            let trainer = Trainer::new(model, images, Some(&data.valid), tc)
-                .map_err(config_error)?
-                .with_checkpoint_path(ckpt);
-            session.start_fresh()?;
-            session.drive(trainer)
-        }
-        Kind::Graph => {
-            let pcd = pcd.expect("set for a graph prior");
-            let model = GumBolt::with_graph_pcd(mc, &means, pcd)
-                .map_err(|e| config_error(TrainError::Model(e)))?;
-            let trainer = Trainer::new(model, images, Some(&data.valid), tc)
-                .map_err(config_error)?
-                .with_checkpoint_path(ckpt);
-            session.start_fresh()?;
-            session.drive(trainer)
-        }
+    registry::with_model(
+        kind,
+        Fresh {
+            session,
+            mc,
+            means,
+            pcd: pcd.unwrap_or_default(),
+            images: data.train,
+            valid: &data.valid,
+            tc,
+            ckpt,
+        },
+    )
+}
+
+/// A new run of a model kind: the model built, the run directory set up, then trained.
+struct Fresh<'a> {
+    session: Session<'a>,
+    mc: GumBoltConfig,
+    means: Vec<f32>,
+    /// Ignored by a prior without PCD.
+    pcd: PcdConfig,
+    images: TrainImages,
+    valid: &'a Dataset,
+    tc: TrainerConfig,
+    ckpt: PathBuf,
+}
+
+impl ModelVisitor for Fresh<'_> {
+    type Output = Result<TrainSummary>;
+
+    fn visit<P: CliPrior, G: CheckpointPartition<P>>(self, types: ModelTypes<P, G>) -> Self::Output {
+        let model = (types.fresh)(self.mc, &self.means, self.pcd)
+            .map_err(|e| config_error(TrainError::Model(e)))?;
+        let trainer = Trainer::new(model, self.images, Some(self.valid), self.tc)
+            .map_err(config_error)?
+            .with_checkpoint_path(self.ckpt);
+        self.session.start_fresh()?;
+        self.session.drive(trainer)
     }
 }
 
-fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
+/// A run continued from its checkpoint.
+struct Resume<'a> {
+    session: Session<'a>,
+    meta: &'a CheckpointMeta,
+    images: TrainImages,
+    valid: &'a Dataset,
+}
+
+impl ModelVisitor for Resume<'_> {
+    type Output = Result<TrainSummary>;
+
+    fn visit<P: CliPrior, G: CheckpointPartition<P>>(self, _: ModelTypes<P, G>) -> Self::Output {
+        let mut session = self.session;
+        let t = Trainer::<P, G>::resume(session.dir.checkpoint(), self.images, Some(self.valid))
+            .map_err(resume_error)?;
+        let t = session.prepare_resume(t, self.meta, self.valid)?;
+        session.drive(t)
+    }
+}
+
+fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary> {
     let ckpt = dir.checkpoint();
     // One writer per run directory (held until this function returns).
     let _lock = if dir.root().is_dir() {
@@ -761,58 +757,39 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<()> {
     let data = dataset::load_train(dataset, &source, args.quiet)?;
     let images = data.train;
     let (data_dir, data_file) = source.absolute().paths();
-    let pcd = match kind {
-        Kind::Rbm | Kind::Graph => serde_json::from_value(meta.negative_phase.clone()).ok(),
-        Kind::Nw => None,
-    };
+    let pcd = kind
+        .uses_pcd()
+        .then(|| serde_json::from_value(meta.negative_phase.clone()).ok())
+        .flatten();
     let config = RunConfig {
         writer: format!("gumbolt {}", env!("CARGO_PKG_VERSION")),
         dataset: dataset.name().into(),
         dataset_label: dataset::label(dataset, &source).into(),
         data_dir,
         data_file,
-        model: ModelArg::of(kind, meta.model.objective).name().into(),
-        model_kind: kind.model_kind(),
+        model: ModelKind::of(kind, meta.model.objective).name.into(),
+        model_kind: kind.checkpoint_kind(),
         model_config: meta.model.clone(),
         pcd,
         trainer: meta.trainer.clone(),
         command: std::env::args().collect(),
     };
-    let mut session = Session {
+    let session = Session {
         dir: &dir,
         args: &args,
         config,
         resumed_from: Some(meta.iteration),
         t_start,
     };
-    match kind {
-        Kind::Rbm => {
-            let t = Trainer::<Rbm, SampledPartition<Pcd>>::resume(&ckpt, images, Some(&data.valid))
-                .map_err(resume_error)?;
-            let t = session.prepare_resume(t, &meta, &data.valid)?;
-            session.drive(t)
-        }
-        Kind::Nw => {
-            let t = Trainer::<FactorialBernoulli, ExactPartitionGradient>::resume(
-                &ckpt,
-                images,
-                Some(&data.valid),
-            )
-            .map_err(resume_error)?;
-            let t = session.prepare_resume(t, &meta, &data.valid)?;
-            session.drive(t)
-        }
-        Kind::Graph => {
-            let t = Trainer::<SparseBm, SampledPartition<ColourPcd>>::resume(
-                &ckpt,
-                images,
-                Some(&data.valid),
-            )
-            .map_err(resume_error)?;
-            let t = session.prepare_resume(t, &meta, &data.valid)?;
-            session.drive(t)
-        }
-    }
+    registry::with_model(
+        kind,
+        Resume {
+            session,
+            meta: &meta,
+            images,
+            valid: &data.valid,
+        },
+    )
 }
 
 fn resume_error(e: TrainError) -> anyhow::Error {
@@ -832,9 +809,10 @@ struct Session<'a> {
     t_start: Instant,
 }
 
-/// The final JSON line of `gumbolt train` (also `train_summary.json`).
+/// The result of [`train_run`]: the final JSON line of `gumbolt train` (also
+/// `train_summary.json`).
 #[derive(Debug, Serialize)]
-struct TrainSummary {
+pub(crate) struct TrainSummary {
     run: String,
     model: String,
     model_kind: String,
@@ -845,13 +823,13 @@ struct TrainSummary {
     /// Total iterations T.
     iters: u64,
     /// Iterations done.
-    iteration: u64,
+    pub(crate) iteration: u64,
     finished: bool,
     resumed_from: Option<u64>,
     /// Steps taken by this invocation.
     steps: u64,
     /// Median seconds per training step of this invocation.
-    sec_per_iter: Option<f64>,
+    pub(crate) sec_per_iter: Option<f64>,
     /// Mean seconds per training step of this invocation.
     sec_per_iter_mean: Option<f64>,
     /// Training time (steps only) of the run, all sessions.
@@ -984,7 +962,7 @@ impl Session<'_> {
     fn drive<P: GumBoltPrior, G: CheckpointPartition<P>>(
         &self,
         mut trainer: Trainer<P, G>,
-    ) -> Result<()> {
+    ) -> Result<TrainSummary> {
         let args = self.args;
         trainer
             .state_mut()
@@ -1049,13 +1027,7 @@ impl Session<'_> {
             return Err(anyhow!(e).context(format!("cannot write {}", metrics_path.display())));
         }
 
-        let kind_title = match self.config.model.as_str() {
-            "gumbolt-nw" => "GumBolt-nW",
-            "dvae" => "dVAE",
-            "dvaepp" => "dVAE++",
-            "reinforce" => "REINFORCE",
-            _ => "GumBolt",
-        };
+        let kind_title = ModelKind::named(&self.config.model).map_or("GumBolt", |m| m.title);
         let curves = write_learning_curves(self.dir, kind_title, &self.config.dataset_label, &mc);
         let summary = match result {
             Ok(s) => s,
@@ -1120,14 +1092,7 @@ impl Session<'_> {
                     .map_or("–".into(), |s| format!("{:.1} ms", 1e3 * s))
             );
         }
-        if args.no_stdout {
-            return Ok(());
-        }
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{}", serde_json::to_string(&out)?)
-            .and_then(|()| stdout.flush())
-            .context("writing to stdout")?;
-        Ok(())
+        Ok(out)
     }
 }
 

@@ -28,8 +28,7 @@ fn uniforms(rows: usize, cols: usize, seed: u64) -> Mat {
 
 /// 6 pixels, 4 latent units (a 2×2 RBM), one hidden layer of width 3, large weight decay.
 fn tiny_model(smoothing: Smoothing, seed: u64) -> SmoothedElbo {
-    let mut c = GumBoltConfig::new(Structure::Nonlinear);
-    c.pixels = 6;
+    let mut c = GumBoltConfig::new(Structure::Nonlinear, 6);
     c.latent_units = 4;
     c.hidden_units = 3;
     c.hidden_layers = 1;
@@ -177,8 +176,7 @@ fn shape_errors_and_two_layer_configs_are_rejected() {
         model.loss_and_grad(&x, &uniforms(4, 4, 3), &mut part, 1.0),
         Err(ModelError::Shape { .. })
     ));
-    let mut c = GumBoltConfig::new(Structure::Nonlinear2);
-    c.pixels = 6;
+    let mut c = GumBoltConfig::new(Structure::Nonlinear2, 6);
     c.latent_units = 4;
     let means = [0.5f32; 6];
     let r = SmoothedElbo::new(

@@ -242,7 +242,7 @@ impl TrainConfig {
 pub struct GumBoltConfig {
     /// The network structure (GB Table 1).
     pub structure: Structure,
-    /// Input dimension D (784 for MNIST).
+    /// Input dimension D, taken from the data at construction (784 for MNIST and OMNIGLOT).
     pub pixels: usize,
     /// Units per stochastic layer (200); the latent vector has `L·latent_units` units.
     pub latent_units: usize,
@@ -331,19 +331,20 @@ impl PriorGraph {
 }
 
 impl GumBoltConfig {
-    /// The paper's settings for `structure` on MNIST: D = 784, 200 latent units per layer,
+    /// The paper's settings for `structure` on images of `pixels` values (the data set's
+    /// dimension, e.g. [`gumbolt_datasets::Dataset::dim`]): 200 latent units per layer,
     /// hidden width 200, k = 1, τ = 1/7, T = 10⁶, Adam 3e-3 with the paper's decay.
     ///
     /// ```
     /// use gumbolt_models::gumbolt::{GumBoltConfig, Structure};
-    /// let c = GumBoltConfig::new(Structure::Nonlinear2).with_k(20);
+    /// let c = GumBoltConfig::new(Structure::Nonlinear2, 784).with_k(20);
     /// assert_eq!((c.latent_dim(), c.hidden_layers, c.k), (400, 2, 20));
     /// assert!(c.validate().is_ok());
     /// ```
-    pub fn new(structure: Structure) -> Self {
+    pub fn new(structure: Structure, pixels: usize) -> Self {
         Self {
             structure,
-            pixels: crate::data::MNIST_DIM,
+            pixels,
             latent_units: 200,
             hidden_units: 200,
             hidden_layers: structure.default_hidden_layers(),

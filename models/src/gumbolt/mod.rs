@@ -13,11 +13,11 @@
 //! | [`SampleCombination`], [`ImportanceWeighted`] | how the k relaxed samples of an image make its objective (a plug-in point for new relaxed objectives) | GB Eq. 9 |
 //!
 //! ```no_run
-//! use gumbolt_models::data::load_bundled_mnist;
+//! use gumbolt_datasets::load_bundled_mnist;
 //! use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Structure};
 //! use gumbolt_samplers::PcdConfig;
 //! let data = load_bundled_mnist().unwrap();
-//! let config = GumBoltConfig::new(Structure::Nonlinear).with_iterations(1000);
+//! let config = GumBoltConfig::new(Structure::Nonlinear, data.train.dim()).with_iterations(1000);
 //! let pcd = PcdConfig::default().chains(100).sweeps(200);
 //! let mut model = GumBolt::with_pcd(config, &data.train.pixel_means(), pcd).unwrap();
 //! let idx: Vec<usize> = (0..100).collect();

@@ -34,8 +34,7 @@ pub(super) fn means(d: usize) -> Vec<f32> {
 /// A tiny configuration: 6 pixels, 4 latent units per layer, hidden width 3, τ = 0.5, and a
 /// large weight decay so its gradient is visible in finite differences.
 pub(super) fn tiny(structure: Structure, k: usize) -> GumBoltConfig {
-    let mut c = GumBoltConfig::new(structure);
-    c.pixels = 6;
+    let mut c = GumBoltConfig::new(structure, 6);
     c.latent_units = 4;
     c.hidden_units = 3;
     c.k = k;
@@ -257,7 +256,7 @@ fn t3_relaxed_objective_equals_discrete_at_tiny_temperature() {
         (tiny(Structure::Linear2, 1), 40, 1),
         (
             {
-                let mut c = GumBoltConfig::new(Structure::Nonlinear);
+                let mut c = GumBoltConfig::new(Structure::Nonlinear, 784);
                 c.train.total_iterations = 10;
                 c
             },
@@ -266,7 +265,7 @@ fn t3_relaxed_objective_equals_discrete_at_tiny_temperature() {
         ),
         (
             {
-                let mut c = GumBoltConfig::new(Structure::Nonlinear2);
+                let mut c = GumBoltConfig::new(Structure::Nonlinear2, 784);
                 c.latent_units = 20;
                 c.train.total_iterations = 10;
                 c
@@ -327,8 +326,7 @@ fn all_configs(n: usize) -> Mat {
 /// A model whose latent space can be enumerated: L = 2 with 3 units per layer (a 3×3 RBM with
 /// exact log Z), 8 pixels, one hidden layer of 5 units.
 fn enumerable_model(seed: u64) -> GumBolt<Rbm, ExactPartitionGradient> {
-    let mut c = GumBoltConfig::new(Structure::Linear2);
-    c.pixels = 8;
+    let mut c = GumBoltConfig::new(Structure::Linear2, 8);
     c.latent_units = 3;
     c.hidden_units = 5;
     c.seed = seed;
@@ -570,8 +568,8 @@ fn configuration_and_shape_errors() {
 fn pcd_model_trains_and_monitors_on_mnist_smoke() {
     // 50 iterations of the `nonlinear` structure (784-200-200-200, 100×100 RBM) on MNIST with a
     // cheap PCD (100 chains, 5 sweeps) and β ≡ 1: the loss must fall.
-    let data = crate::data::load_bundled_mnist().unwrap();
-    let mut c = GumBoltConfig::new(Structure::Nonlinear).with_iterations(50);
+    let data = gumbolt_datasets::load_bundled_mnist().unwrap();
+    let mut c = GumBoltConfig::new(Structure::Nonlinear, data.train.dim()).with_iterations(50);
     c.train.kl_warmup_fraction = 0.0;
     let pcd = gumbolt_samplers::PcdConfig::default()
         .chains(100)
@@ -615,10 +613,9 @@ fn pcd_model_trains_and_monitors_on_mnist_smoke() {
 fn training_improves_the_exact_log_likelihood_of_a_tiny_model() {
     // End to end on an enumerable model (3 + 3 latent units, 3×3 RBM with exact log Z): a few
     // hundred train steps on a structured toy dataset raise the exact mean log p(x).
-    let mut c = GumBoltConfig::new(Structure::Linear2)
+    let mut c = GumBoltConfig::new(Structure::Linear2, 8)
         .with_k(5)
         .with_iterations(400);
-    c.pixels = 8;
     c.latent_units = 3;
     c.hidden_units = 5;
     c.seed = 120;

@@ -412,11 +412,10 @@ fn every_objective_improves_the_exact_log_likelihood_of_a_tiny_model() {
         (Objective::Reinforce, 1, Structure::Linear),
         (Objective::Reinforce, 5, Structure::Linear2),
     ] {
-        let mut c = GumBoltConfig::new(s)
+        let mut c = GumBoltConfig::new(s, data.ncols())
             .with_objective(objective)
             .with_k(k)
             .with_iterations(600);
-        c.pixels = data.ncols();
         c.latent_units = if s.layers() == 1 { 6 } else { 3 };
         c.hidden_units = 5;
         c.seed = 120;
@@ -452,7 +451,7 @@ fn threads_give_bit_identical_training_at_full_size() {
     // decoder's GEMMs are split over the threads, and 70 PCD chains (stream groups of 32, 32
     // and 6, run as parallel tasks): 2 and 3 threads give the serial step's bits.
     for objective in [Objective::GumBolt, Objective::Reinforce] {
-        let mut c = GumBoltConfig::new(Structure::Nonlinear2).with_objective(objective);
+        let mut c = GumBoltConfig::new(Structure::Nonlinear2, 784).with_objective(objective);
         c.k = 20;
         c.train.total_iterations = 3;
         let rows = 8 * c.k;

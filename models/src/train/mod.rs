@@ -43,12 +43,12 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::checkpoint::{self, CheckpointError, RawCheckpoint, Tensor, TensorData};
-use crate::data::Dataset;
 use crate::eval::{LogZ, LogZConfig, estimate_log_z};
 use crate::gumbolt::{
     ExactPartitionGradient, GumBolt, GumBoltConfig, LossParts, ModelError, SampledPartition,
     Scratch,
 };
+use gumbolt_datasets::Dataset;
 
 pub use order::EpochOrder;
 use state::splitmix;
@@ -460,12 +460,12 @@ pub type NwTrainer = Trainer<gumbolt_priors::FactorialBernoulli, ExactPartitionG
 /// The training loop (GB §5.1; see the [module docs](self)).
 ///
 /// ```no_run
-/// use gumbolt_models::data::load_bundled_mnist;
+/// use gumbolt_datasets::load_bundled_mnist;
 /// use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Structure};
 /// use gumbolt_models::train::{TrainEvent, TrainImages, Trainer, TrainerConfig};
 /// use gumbolt_samplers::PcdConfig;
 /// let data = load_bundled_mnist().unwrap();
-/// let config = GumBoltConfig::new(Structure::Nonlinear).with_iterations(3000);
+/// let config = GumBoltConfig::new(Structure::Nonlinear, data.train.dim()).with_iterations(3000);
 /// let pcd = PcdConfig::default().chains(100).sweeps(200);
 /// let model = GumBolt::with_pcd(config, &data.train.pixel_means(), pcd).unwrap();
 /// let mut trainer = Trainer::new(

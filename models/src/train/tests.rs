@@ -44,11 +44,10 @@ fn images(n: usize, seed: u64, grey: bool) -> Dataset {
 }
 
 fn tiny_config(structure: Structure, total: u64) -> GumBoltConfig {
-    let mut c = GumBoltConfig::new(structure)
+    let mut c = GumBoltConfig::new(structure, D)
         .with_iterations(total)
         .with_k(2)
         .with_seed(4);
-    c.pixels = D;
     c.latent_units = 4;
     c.hidden_units = 5;
     c.tau = 0.5;

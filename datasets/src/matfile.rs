@@ -219,10 +219,10 @@ pub fn mat_variables_from_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<MatVarI
 /// variables share a name, the first one is used.
 ///
 /// ```no_run
-/// use gumbolt_models::data::matfile::read_mat_matrices;
+/// use gumbolt_datasets::matfile::read_mat_matrices;
 /// let m = read_mat_matrices("chardata.mat", &["data", "target"])?;
 /// assert_eq!((m[0].rows, m[0].cols), (784, 24_345));
-/// # Ok::<(), gumbolt_models::data::DataError>(())
+/// # Ok::<(), gumbolt_datasets::DataError>(())
 /// ```
 ///
 /// # Errors
@@ -890,7 +890,7 @@ mod tests {
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/data/testdata")
+            .join("src/testdata")
             .join(name)
     }
 

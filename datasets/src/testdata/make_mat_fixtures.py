@@ -1,4 +1,4 @@
-"""Writes the MAT-file test fixtures of `gumbolt_models::data::matfile` with scipy.io.savemat.
+"""Writes the MAT-file test fixtures of `gumbolt_datasets::matfile` with scipy.io.savemat.
 
 Run from this directory (any recent numpy/scipy; the committed files were written with
 scipy 1.17.1, numpy 2.x):  python make_mat_fixtures.py

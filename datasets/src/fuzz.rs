@@ -1,9 +1,10 @@
 //! Entry points of the fuzz targets of this crate's parsers (`fuzz/` at the workspace root,
-//! cargo-fuzz on nightly): the `.amat` text parser, the rebuilt OMNIGLOT text files, the
-//! MATLAB v5 reader with the `chardata.mat` checks, and the checkpoint decoder. Each takes
+//! cargo-fuzz on nightly): the `.amat` text parser, the rebuilt OMNIGLOT text files, and the
+//! MATLAB v5 reader with the `chardata.mat` checks (the checkpoint decoder's target is in
+//! `gumbolt-models`). Each takes
 //! arbitrary bytes, must never panic, and checks what must hold of a successful parse. The
 //! stable tests below run each on its seed corpus (`fuzz/seeds/<target>/`) and on thousands of
-//! deterministic mutations ([`gumbolt_priors::fuzz::Mutator`]), so that CI exercises the
+//! deterministic mutations (`gumbolt_priors::fuzz::Mutator`), so that CI exercises the
 //! parsers without nightly. Not part of the stable API.
 
 use std::path::Path;
@@ -13,7 +14,6 @@ use super::omniglot::{
     OMNIGLOT_MAT_VARIABLES, OmniglotProtocol, omniglot_from_mat, parse_alphabets, parse_labels,
 };
 use super::{AmatSpec, Dataset, MNIST_DIM, PixelKind, amat_from_bytes};
-use crate::checkpoint::{self, TensorData};
 
 /// Checks a parsed dataset against its spec.
 fn check_dataset(d: &Dataset, spec: &AmatSpec) {
@@ -155,85 +155,44 @@ pub fn matfile(data: &[u8]) {
     }
 }
 
-/// The `checkpoint` target: [`checkpoint::decode`] of the input, and of the input with its
-/// payload length and checksum repaired (so that mutations reach the header and the tensor
-/// table instead of stopping at the checksum). A decoded checkpoint must survive an
-/// encode/decode round trip bit for bit; its metadata is also parsed as a training
-/// checkpoint's.
-pub fn checkpoint(data: &[u8]) {
-    decode_and_round_trip(data);
-    if data.len() >= 36 {
-        let mut fixed = data.to_vec();
-        let h = u64::from_le_bytes(fixed[16..24].try_into().unwrap());
-        let room = (fixed.len() - 36) as u64;
-        if h <= room {
-            fixed[24..32].copy_from_slice(&(room - h).to_le_bytes());
-        }
-        let body = fixed.len() - 4;
-        let crc = checkpoint::crc32(&fixed[..body]);
-        fixed[body..].copy_from_slice(&crc.to_le_bytes());
-        decode_and_round_trip(&fixed);
-    }
-}
-
-fn decode_and_round_trip(data: &[u8]) {
-    let path = Path::new("fuzz.ckpt");
-    let raw = match checkpoint::decode(path, data) {
-        Ok(raw) => raw,
-        Err(e) => {
-            assert!(e.to_string().contains("fuzz.ckpt"), "{e}");
-            return;
-        }
-    };
-    let _ = raw.meta_as::<crate::train::CheckpointMeta>();
-    let bits = |r: &checkpoint::RawCheckpoint| {
-        r.tensors
-            .iter()
-            .map(|t| {
-                assert_eq!(t.shape.iter().product::<usize>(), t.data.len());
-                let v: Vec<u32> = match &t.data {
-                    TensorData::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
-                    TensorData::U32(v) => v.clone(),
-                };
-                (t.name.clone(), t.shape.clone(), t.data.dtype(), v)
-            })
-            .collect::<Vec<_>>()
-    };
-    let bytes =
-        checkpoint::encode(path, &raw.meta, &raw.tensors).expect("a decoded checkpoint encodes");
-    let back = checkpoint::decode(path, &bytes).expect("an encoded checkpoint decodes");
-    assert_eq!(back.meta, raw.meta);
-    assert_eq!(bits(&back), bits(&raw));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use gumbolt_priors::fuzz::run_seeds_and_mutations;
+    use std::path::PathBuf;
+
+    /// `fuzz/seeds/<target>` at the workspace root.
+    fn seeds(target: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds")
+            .join(target)
+    }
 
     #[test]
     fn amat_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("amat", amat, 3000, 0x616d6174);
+        run_seeds_and_mutations(&seeds("amat"), amat, 3000, 0x616d6174);
     }
 
     #[test]
     fn omniglot_rebuilt_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("omniglot_rebuilt", omniglot_rebuilt, 3000, 0x6f6d6e69);
+        run_seeds_and_mutations(
+            &seeds("omniglot_rebuilt"),
+            omniglot_rebuilt,
+            3000,
+            0x6f6d6e69,
+        );
     }
 
     #[test]
     fn matfile_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("matfile", matfile, 5000, 0x6d617466);
+        run_seeds_and_mutations(&seeds("matfile"), matfile, 5000, 0x6d617466);
     }
 
-    /// The seeds reach the deep code: a training checkpoint's metadata and a loadable
-    /// `chardata.mat` (otherwise the fuzzers rarely get there).
+    /// The seeds reach the deep code: a loadable `chardata.mat` and rebuilt OMNIGLOT files
+    /// (otherwise the fuzzers rarely get there).
     #[test]
     fn seeds_reach_the_success_paths() {
         let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
-        let p = seeds.join("checkpoint/training_meta.ckpt");
-        let raw = checkpoint::decode(&p, &std::fs::read(&p).unwrap()).unwrap();
-        raw.meta_as::<crate::train::CheckpointMeta>().unwrap();
         for f in ["chardata_le.mat", "chardata_be_zlib.mat"] {
             let p = seeds.join("matfile").join(f);
             let m = read_mat_matrices_from_bytes(
@@ -256,10 +215,5 @@ mod tests {
         let parts: Vec<&[u8]> = bytes.splitn(3, |&b| b == 0).collect();
         assert_eq!(parse_alphabets(&p, parts[0]).unwrap().len(), 50);
         assert_eq!(parse_labels(&p, parts[2], 50, 2).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn checkpoint_seeds_and_mutations_never_panic() {
-        run_seeds_and_mutations("checkpoint", checkpoint, 5000, 0x636b7074);
     }
 }

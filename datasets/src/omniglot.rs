@@ -139,7 +139,7 @@ pub struct OmniglotFixedSplits {
 /// 0 or 1 and NaN as 0 (the loaders reject such grey levels).
 ///
 /// ```
-/// use gumbolt_models::data::binarize_into;
+/// use gumbolt_datasets::binarize_into;
 /// let mut rng = gumbolt_core::rng::root_rng(0);
 /// let grey = [0.0, 1.0, 0.5];
 /// let mut x = [0.0f32; 3];
@@ -197,9 +197,13 @@ pub fn omniglot_rebuilt_dir() -> PathBuf {
     data_dir().join("omniglot_rebuilt")
 }
 
-/// [`load_omniglot_rebuilt`] on [`omniglot_rebuilt_dir`].
+/// [`load_omniglot_rebuilt`] on `omniglot_rebuilt/` in the data root found at run time.
+///
+/// # Errors
+/// [`DataError::DataDirNotFound`] listing every place searched
+/// ([`find_data_dir`](super::find_data_dir)), or the loader's error.
 pub fn load_bundled_omniglot() -> Result<OmniglotSplits, DataError> {
-    load_omniglot_rebuilt(omniglot_rebuilt_dir())
+    load_omniglot_rebuilt(super::find_data_dir()?.join("omniglot_rebuilt"))
 }
 
 /// Loads the rebuilt OMNIGLOT from `dir` with the paper's protocol
@@ -212,9 +216,9 @@ pub fn load_bundled_omniglot() -> Result<OmniglotSplits, DataError> {
 /// labelled "OMNIGLOT (rebuilt)".
 ///
 /// ```no_run
-/// let s = gumbolt_models::data::load_bundled_omniglot()?;
+/// let s = gumbolt_datasets::load_bundled_omniglot()?;
 /// assert_eq!((s.train_grey.n(), s.valid.n(), s.test.n()), (23_000, 1_345, 8_070));
-/// # Ok::<(), gumbolt_models::data::DataError>(())
+/// # Ok::<(), gumbolt_datasets::DataError>(())
 /// ```
 ///
 /// # Errors
@@ -572,7 +576,7 @@ fn read_labels(path: &Path, n_classes: usize, expected: usize) -> Result<Vec<usi
 /// invalid UTF-8 replaced). `path` is only used in error messages.
 ///
 /// ```
-/// use gumbolt_models::data::omniglot::parse_labels;
+/// use gumbolt_datasets::omniglot::parse_labels;
 /// let p = "labels.txt".as_ref();
 /// assert_eq!(parse_labels(p, b"3\n0\n", 50, 2).unwrap(), vec![3, 0]);
 /// let e = parse_labels(p, b"3\n50\n", 50, 2).unwrap_err();
@@ -786,8 +790,7 @@ mod tests {
     /// and 3 test images.
     #[test]
     fn scipy_written_chardata_layout_is_transposed_to_row_major() {
-        let p =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/data/testdata/scipy_chardata_zlib.mat");
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/scipy_chardata_zlib.mat");
         let protocol = OmniglotProtocol {
             n_valid: 1,
             train_size: Some(4),

@@ -1,4 +1,12 @@
-//! Image datasets in the `.amat` text layout, and minibatch gathering.
+//! # gumbolt-datasets
+//!
+//! The image data sets of the GumBolt paper (GB §5.1) for gumbolt, independent of any model:
+//! the [`Dataset`] type and minibatch gathering, loaders for the `.amat` text layout (binarised
+//! MNIST), OMNIGLOT ([`omniglot`]) and the MATLAB v5 reader behind it ([`matfile`]), and the
+//! run-time search for the data directory ([`find_data_dir`]). A model takes its input
+//! dimension from [`Dataset::dim`] when it is built; nothing here depends on a model.
+//!
+//! # Image datasets in the `.amat` text layout
 //!
 //! An `.amat` file holds one image per line as whitespace-separated values (784 for the 28×28
 //! images of MNIST and OMNIGLOT, row-major pixels). The files may be gzip-compressed
@@ -38,6 +46,8 @@
 //!
 //! Loading never panics: every problem is a [`DataError`] naming the file and, where it applies,
 //! the 1-based line and value (column) number.
+
+#![warn(missing_docs)]
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -363,7 +373,7 @@ impl Dataset {
     /// [`DataError::InvalidArgument`] if `dim == 0` or `images.len()` is not a multiple of `dim`.
     ///
     /// ```
-    /// use gumbolt_models::data::Dataset;
+    /// use gumbolt_datasets::Dataset;
     /// let d = Dataset::from_row_major(vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0], 3).unwrap();
     /// assert_eq!((d.n(), d.dim()), (2, 3));
     /// assert_eq!(d.row(1), &[1.0, 0.0, 0.0]);
@@ -442,7 +452,7 @@ impl Dataset {
     /// If an index is `>= n`.
     ///
     /// ```
-    /// use gumbolt_models::data::Dataset;
+    /// use gumbolt_datasets::Dataset;
     /// let d = Dataset::from_row_major(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2).unwrap();
     /// let mut batch = gumbolt_core::Mat::zeros(0, 0);
     /// d.gather_into(&[2, 0], &mut batch);
@@ -450,7 +460,10 @@ impl Dataset {
     /// ```
     pub fn gather_into(&self, indices: &[usize], out: &mut Mat) {
         let b = indices.len();
-        crate::nn::ensure_shape(out, b, self.dim);
+        if out.shape() != (b, self.dim) {
+            // Every value is written below: no need to keep or clear the old ones.
+            *out = Mat::zeros(b, self.dim);
+        }
         let dst = out.as_mut_slice();
         for (r, &i) in indices.iter().enumerate() {
             assert!(
@@ -471,7 +484,7 @@ impl Dataset {
     /// (docs/algorithms.md §10 item 11).
     ///
     /// ```
-    /// use gumbolt_models::data::Dataset;
+    /// use gumbolt_datasets::Dataset;
     /// let grey = Dataset::from_row_major(vec![0.0, 1.0, 0.5, 0.25], 2).unwrap();
     /// let mut rng = gumbolt_core::rng::root_rng(3);
     /// let mut x = gumbolt_core::Mat::zeros(0, 0);
@@ -658,9 +671,13 @@ pub fn load_binarized_mnist(dir: impl AsRef<Path>) -> Result<MnistSplits, DataEr
     })
 }
 
-/// [`load_binarized_mnist`] on [`binarized_mnist_dir`].
+/// [`load_binarized_mnist`] on `binarized_mnist/` in the data root found at run time.
+///
+/// # Errors
+/// [`DataError::DataDirNotFound`] listing every place searched ([`find_data_dir`]), or the
+/// loader's error.
 pub fn load_bundled_mnist() -> Result<MnistSplits, DataError> {
-    load_binarized_mnist(binarized_mnist_dir())
+    load_binarized_mnist(find_data_dir()?.join("binarized_mnist"))
 }
 
 /// The metadata of `path`, which must be an existing regular file (symbolic links followed):
@@ -713,13 +730,13 @@ const READ_BUFFER: usize = 1 << 18;
 /// `*.gz` must be gzip).
 ///
 /// ```no_run
-/// use gumbolt_models::data::{load_amat, AmatSpec, binarized_mnist_dir};
+/// use gumbolt_datasets::{load_amat, AmatSpec, binarized_mnist_dir};
 /// let test = load_amat(
 ///     binarized_mnist_dir().join("binarized_mnist_test.amat.gz"),
 ///     &AmatSpec::binary_mnist().with_rows(10_000),
 /// )?;
 /// assert_eq!(test.dim(), 784);
-/// # Ok::<(), gumbolt_models::data::DataError>(())
+/// # Ok::<(), gumbolt_datasets::DataError>(())
 /// ```
 ///
 /// # Errors
@@ -750,7 +767,7 @@ pub fn load_amat(path: impl AsRef<Path>, spec: &AmatSpec) -> Result<Dataset, Dat
 /// gzip). `path` is only used in error messages.
 ///
 /// ```
-/// use gumbolt_models::data::{amat_from_bytes, AmatSpec, PixelKind};
+/// use gumbolt_datasets::{amat_from_bytes, AmatSpec, PixelKind};
 /// let spec = AmatSpec { dim: 3, kind: PixelKind::Binary, expected_rows: None };
 /// let d = amat_from_bytes("x.amat".as_ref(), b"0 1 1\n1 0 0\n", &spec).unwrap();
 /// assert_eq!((d.n(), d.dim()), (2, 3));
