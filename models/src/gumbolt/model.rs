@@ -522,7 +522,7 @@ impl Networks for ScratchBuffers<'_> {
 ///
 /// ```
 /// use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, Scratch, Structure};
-/// let mut config = GumBoltConfig::new(Structure::Linear);
+/// let mut config = GumBoltConfig::new(Structure::Linear, 784);
 /// (config.pixels, config.latent_units) = (4, 3);
 /// let model = GumBolt::nw(config, &[0.5; 4]).unwrap();
 /// let x = gumbolt_core::Mat::from_element(2, 4, 1.0);

@@ -20,7 +20,7 @@ use crate::nn::Adam;
 /// ```
 /// use gumbolt_models::gumbolt::{GumBoltConfig, Structure};
 /// use gumbolt_models::train::TrainState;
-/// let config = GumBoltConfig::new(Structure::Nonlinear);
+/// let config = GumBoltConfig::new(Structure::Nonlinear, 784);
 /// let mut state = TrainState::new(&config).unwrap();
 /// state.set_threads(2);
 /// assert_eq!((state.threads(), state.optimizer().steps()), (2, 0));

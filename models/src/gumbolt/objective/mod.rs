@@ -151,7 +151,7 @@ impl TrainingPass<'_> {
 ///
 /// ```
 /// use gumbolt_models::gumbolt::{GumBoltConfig, IwRelaxed, Objective, Structure};
-/// let config = GumBoltConfig::new(Structure::Nonlinear);
+/// let config = GumBoltConfig::new(Structure::Nonlinear, 784);
 /// let mut init = gumbolt_core::rng::root_rng(0);
 /// let mut objective = Objective::GumBolt.build(&config, &mut init).unwrap();
 /// assert_eq!(objective.downcast_ref::<IwRelaxed>().unwrap().tau(), config.tau);

@@ -82,7 +82,7 @@ impl Nvil {
 /// ```
 /// use gumbolt_models::gumbolt::{GumBoltConfig, Objective, ReinforceObjective, Structure};
 /// let mut init = gumbolt_core::rng::root_rng(0);
-/// let nvil = GumBoltConfig::new(Structure::Nonlinear).with_objective(Objective::Reinforce);
+/// let nvil = GumBoltConfig::new(Structure::Nonlinear, 784).with_objective(Objective::Reinforce);
 /// let mut o = Objective::Reinforce.build(&nvil, &mut init).unwrap();
 /// assert_eq!(o.networks_mut()[0].0, "nvil"); // C_ψ, trained and checkpointed with the model
 /// let vimco = nvil.with_k(5);
