@@ -9,8 +9,10 @@
 //! checkpoint's `model_kind` string (`gumbolt/rbm/pcd`, …); [`with_model`] is the only `match`
 //! from a prior kind to those types: every subcommand hands it a [`ModelVisitor`].
 //!
-//! Adding a model kind with an existing prior is one row here; a new prior kind is one variant
-//! of [`PriorKind`] and one arm of [`with_model`] (docs/architecture.md, "Adding a prior").
+//! Adding a model kind with an existing prior is one row of [`MODELS`]; a new prior kind is a
+//! variant of [`PriorKind`] with its entries in this file (`PRIOR_KINDS`, `with_model`,
+//! `prior_with`, `uses_pcd`, a `MODELS` row) plus its label in `prior_arg.rs` and its
+//! `ExportPrior` impl in `export.rs` (docs/architecture.md, "Adding a prior", step 5).
 
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
