@@ -178,7 +178,7 @@ fn log_px_from_file(
 
 /// The file against the model: names, shapes, values; metadata; the forward pass.
 fn check<P: GumBoltPrior, G: CheckpointPartition<P>>(
-    mut model: GumBolt<P, G>,
+    model: GumBolt<P, G>,
     bytes: &[u8],
     prior: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 ) {

@@ -1300,7 +1300,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     ///
     /// # Errors
     /// [`ModelError::Shape`] for inconsistent shapes.
-    pub fn log_px_given_z(&mut self, x: &Mat, z: &Mat) -> Result<Vec<f64>> {
+    pub fn log_px_given_z(&self, x: &Mat, z: &Mat) -> Result<Vec<f64>> {
         self.check_batch(x, "GumBolt::log_px_given_z")?;
         let n_lat = self.config.latent_dim();
         if z.shape() != (x.nrows(), n_lat) {
@@ -1310,7 +1310,8 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 format!("[{}, {}]", z.nrows(), z.ncols()),
             ));
         }
-        let out = self.decoder.forward(z, Mode::Inference);
+        let mut scratch = MlpScratch::default();
+        let out = self.decoder.infer(z, &mut scratch);
         let mut lp = vec![0.0; x.nrows()];
         bernoulli_log_lik(out, x, &self.x_bias, 1, &mut lp, None);
         Ok(lp)
@@ -1322,7 +1323,7 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
     ///
     /// # Errors
     /// [`ModelError::Shape`] if `z` has the wrong width.
-    pub fn decode(&mut self, z: &Mat) -> Result<Mat> {
+    pub fn decode(&self, z: &Mat) -> Result<Mat> {
         let n_lat = self.config.latent_dim();
         if z.ncols() != n_lat {
             return Err(shape_err(
@@ -1331,7 +1332,8 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                 format!("[{}, {}]", z.nrows(), z.ncols()),
             ));
         }
-        let mut p = self.decoder.forward(z, Mode::Inference).clone();
+        let mut scratch = MlpScratch::default();
+        let mut p = self.decoder.infer(z, &mut scratch).clone();
         for (j, &xb) in self.x_bias.iter().enumerate() {
             for v in p.column_mut(j).iter_mut() {
                 *v = gumbolt_core::numerics::sigmoid((*v + xb) as f64) as f32;
