@@ -191,7 +191,7 @@ pub(crate) struct Evaluation {
 /// Runs `gumbolt eval`: [`evaluate_run`], then the result on stdout (a summary, or one JSON object
 /// with `--json`).
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
-    let out = evaluate_run(&args)?;
+    let out = evaluate_run(&EvalRequest::of(&args))?;
     let text = if args.json {
         serde_json::to_string(&out)? + "\n"
     } else {
@@ -210,10 +210,95 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Evaluates a trained run: loads its checkpoint and its data set's test images, estimates
-/// log Z and the S-sample test NLL, writes `eval.json` (and `--per-image`), and returns the
-/// result. Shared by `gumbolt eval`, `quick` and `reproduce`.
-pub(crate) fn evaluate_run(args: &EvalArgs) -> Result<Evaluation> {
+/// An evaluation in the library's terms: the run, the test images and the configurations of the
+/// library's log Z estimator and likelihood evaluator. `gumbolt eval` parses its options into
+/// one; `reproduce` builds one from its budget.
+#[derive(Debug, Clone)]
+pub(crate) struct EvalRequest {
+    /// The run directory.
+    pub(crate) run: PathBuf,
+    /// The likelihood estimate: samples S, threads, seed.
+    pub(crate) eval: EvalConfig,
+    /// The log Z estimate of the prior.
+    pub(crate) log_z: LogZConfig,
+    /// Evaluate only the first N test images.
+    pub(crate) limit: Option<usize>,
+    /// Where the test images are [None: where the run's config.json says].
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) data_file: Option<PathBuf>,
+    /// Also write each test image's estimate here (`.npy` or `.csv`).
+    pub(crate) per_image: Option<PathBuf>,
+    /// No progress display on stderr.
+    pub(crate) quiet: bool,
+}
+
+impl EvalRequest {
+    /// The request of `gumbolt eval`'s options.
+    fn of(args: &EvalArgs) -> Self {
+        let log_z = match args.logz {
+            LogzArg::Pt => LogZConfig::pt_bar(),
+            LogzArg::Ais => LogZConfig::ais(),
+        };
+        Self::new(args.run.clone(), args.samples, log_z, args.seed, args.threads)
+            .with_data(args.data_dir.clone(), args.data_file.clone())
+            .with_limit(args.limit)
+            .with_per_image(args.per_image.clone())
+            .with_quiet(args.quiet)
+    }
+
+    /// S importance samples per test image and `log_z` (its seed and threads set to these),
+    /// on all test images of the run's own data.
+    pub(crate) fn new(
+        run: PathBuf,
+        samples: usize,
+        log_z: LogZConfig,
+        seed: u64,
+        threads: usize,
+    ) -> Self {
+        Self {
+            run,
+            eval: EvalConfig::default()
+                .with_samples(samples)
+                .with_threads(threads)
+                .with_seed(seed),
+            log_z: log_z.with_seed(seed).with_threads(threads),
+            limit: None,
+            data_dir: None,
+            data_file: None,
+            per_image: None,
+            quiet: false,
+        }
+    }
+
+    /// The test images from this directory or file instead of the run's.
+    pub(crate) fn with_data(mut self, dir: Option<PathBuf>, file: Option<PathBuf>) -> Self {
+        self.data_dir = dir;
+        self.data_file = file;
+        self
+    }
+
+    /// Only the first `limit` test images.
+    pub(crate) fn with_limit(mut self, limit: Option<usize>) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    fn with_per_image(mut self, path: Option<PathBuf>) -> Self {
+        self.per_image = path;
+        self
+    }
+
+    pub(crate) fn with_quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+}
+
+/// Evaluates a trained run with the library's [`estimate_log_z`] and [`evaluate`]: loads its
+/// checkpoint and its data set's test images, estimates log Z and the S-sample test NLL,
+/// writes `eval.json` (and the per-image file), and returns the result. Shared by
+/// `gumbolt eval`, `quick` and `reproduce`.
+pub(crate) fn evaluate_run(args: &EvalRequest) -> Result<Evaluation> {
     let t0 = Instant::now();
     let dir = RunDir::existing(&args.run, "--run")?;
     if let Some(p) = &args.per_image {
@@ -292,7 +377,7 @@ pub(crate) fn evaluate_run(args: &EvalArgs) -> Result<Evaluation> {
 struct EvalRun<'a> {
     ckpt: &'a Path,
     test: &'a Dataset,
-    args: &'a EvalArgs,
+    args: &'a EvalRequest,
 }
 
 impl ModelVisitor for EvalRun<'_> {
@@ -309,19 +394,13 @@ struct Parts {
 }
 
 /// log Z, then the likelihood estimate, with progress displays.
-fn eval_model<P, G>(model: GumBolt<P, G>, test: &Dataset, args: &EvalArgs) -> Result<Parts>
+fn eval_model<P, G>(model: GumBolt<P, G>, test: &Dataset, args: &EvalRequest) -> Result<Parts>
 where
     P: GumBoltPrior,
     G: CheckpointPartition<P>,
 {
-    let cfg = match args.logz {
-        LogzArg::Pt => LogZConfig::pt_bar(),
-        LogzArg::Ais => LogZConfig::ais(),
-    }
-    .with_seed(args.seed)
-    .with_threads(args.threads);
     let mut sink = ProgressSink::new("log Z", args.quiet);
-    let log_z = estimate_log_z(model.prior(), &cfg, &mut |p| sink.update(p))
+    let log_z = estimate_log_z(model.prior(), &args.log_z, &mut |p| sink.update(p))
         .context("log Z estimate failed")?;
     sink.finish();
     if !args.quiet {
@@ -330,19 +409,16 @@ where
             log_z.value, log_z.std, log_z.method, log_z.seconds
         );
     }
-    let ecfg = EvalConfig::default()
-        .with_samples(args.samples)
-        .with_threads(args.threads)
-        .with_seed(args.seed);
+    let ecfg = &args.eval;
     let mut bar = TaskBar::new(
-        &format!("eval S={}", args.samples),
+        &format!("eval S={}", ecfg.samples),
         "images",
         0,
         test.n() as u64,
         LOG_INTERVAL,
         args.quiet,
     );
-    let eval = evaluate(&model, test, &ecfg, &log_z, &mut |p: EvalProgress| {
+    let eval = evaluate(&model, test, ecfg, &log_z, &mut |p: EvalProgress| {
         bar.set_position(p.done as u64)
     })
     .context("evaluation failed")?;
@@ -351,7 +427,7 @@ where
 }
 
 fn build_report(
-    args: &EvalArgs,
+    args: &EvalRequest,
     dir: &RunDir,
     kind: PriorKind,
     meta: &CheckpointMeta,
@@ -376,7 +452,7 @@ fn build_report(
         nll_seconds: eval.seconds,
         threads: eval.threads,
         matmul_threads: std::env::var("MATMUL_NUM_THREADS").ok(),
-        seed: args.seed,
+        seed: args.eval.seed,
         dataset: "",
         run: dir.root().display().to_string(),
         model: ModelKind::of(kind, meta.model.objective).name,

@@ -16,17 +16,21 @@
 //! by Tables 1 and 2.
 
 use super::dataset::{self, DatasetArg, Source};
-use super::eval::{self, EvalArgs, LogzArg};
+use super::eval::{self, EvalRequest};
+use super::prior_arg::PriorArg;
 use super::progress::hms;
 use super::registry::{DVAE, DVAEPP, GUMBOLT, GUMBOLT_NW, ModelKind, PriorKind};
 use super::rundir::{self, RUN_MARKERS, RunDir, SUMMARY};
-use super::train::{self, TrainArgs, parse_structure, symbol};
+use super::train::{
+    self, MonitorChanges, NewRun, ResumeRun, Start, TrainRequest, parse_structure, symbol,
+};
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use gumbolt_examples::plot::{self, ModelPoint, ReferencePoint};
 use gumbolt_models::gumbolt::Structure;
-use gumbolt_models::train::read_meta;
+use gumbolt_models::eval::LogZConfig;
+use gumbolt_models::train::{Interval, read_meta};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -290,7 +294,7 @@ pub(crate) struct ReproduceArgs {
                   RBM: chimera[:M,N,T], pegasus[:M], zephyr[:M,T] or graph:FILE.json, as for \
                   `gumbolt train --prior` (recorded in the results; GumBolt-nW keeps its \
                   factorial prior)")]
-    prior: Option<super::prior_arg::PriorArg>,
+    prior: Option<PriorArg>,
 
     /// Training iterations instead of the budget's (recorded in the results).
     #[arg(long, value_name = "T", value_parser = parse_iters)]
@@ -754,7 +758,7 @@ pub(crate) fn run(args: ReproduceArgs) -> Result<()> {
 fn selected_cells(args: &ReproduceArgs) -> Result<Vec<Cell>> {
     let table = args.table;
     let n = table.number();
-    if args.prior == Some(super::prior_arg::PriorArg::Bernoulli) {
+    if args.prior == Some(PriorArg::Bernoulli) {
         return Err(usage_error(
             SUB,
             "invalid value for --prior: bernoulli is the GumBolt-nW column's prior (Table 2, \
@@ -847,7 +851,7 @@ fn settings_of(args: &ReproduceArgs, source: &Source) -> Settings {
     if let Some(p) = args
         .prior
         .as_ref()
-        .filter(|p| **p != super::prior_arg::PriorArg::Rbm)
+        .filter(|p| **p != PriorArg::Rbm)
     {
         overrides.push(format!("--prior {}", p.label()));
     }
@@ -1071,6 +1075,37 @@ struct TrainOut {
 }
 
 /// Trains (or continues) and evaluates one job, and writes its result.
+/// The new run of a cell's job: `gumbolt train`'s defaults (the paper's settings) with the
+/// column's model and k and the budget's iterations, PCD and monitoring; `prior` replaces the
+/// RBM of the models that have one.
+fn cell_run(
+    dataset: DatasetArg,
+    source: Source,
+    prior: Option<&PriorArg>,
+    col: Column,
+    structure: Structure,
+    seed: u64,
+    s: &Settings,
+) -> Result<NewRun> {
+    let prior = prior.filter(|_| col.model.prior == PriorKind::Rbm);
+    let mut run = NewRun::defaults(dataset, source, col.model, prior, structure, s.iters, seed)?;
+    run.config.k = col.k;
+    if let Some(p) = &mut run.pcd {
+        p.sweeps = s.pcd_steps;
+        p.chains = s.pcd_chains;
+    }
+    run.trainer.monitor.interval = Interval::Times(s.monitor_records);
+    if let Some(i) = checkpoint_interval(s) {
+        run.trainer.checkpoint_interval = i;
+    }
+    Ok(run)
+}
+
+/// Long runs checkpoint every 1 % (a stopped job loses at most that much work).
+fn checkpoint_interval(s: &Settings) -> Option<Interval> {
+    (s.iters >= 100_000).then_some(Interval::Every(s.iters / 100))
+}
+
 fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
     let s = ctx.settings;
     let out = &ctx.args.out;
@@ -1103,32 +1138,43 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         false
     };
     let trained = if !finished {
-        let mut t = TrainArgs::quick(dir.root().to_path_buf(), s.iters, job.seed, !ctx.progress);
-        t.structure = Some(job.cell.structure);
-        t.model = Some(col.model);
-        t.k = Some(col.k);
-        t.dataset = Some(ctx.args.dataset);
-        t.data_dir = ctx.args.data_dir.clone();
-        t.data_file = ctx.args.data_file.clone();
-        if col.model.prior == PriorKind::Rbm {
-            t.pcd_steps = Some(s.pcd_steps);
-            t.pcd_chains = Some(s.pcd_chains);
-            t.prior = ctx.args.prior.clone();
-        }
-        t.monitor_records = Some(s.monitor_records);
-        // Long runs checkpoint every 1 % (a stopped job loses at most that much work).
-        if s.iters >= 100_000 {
-            t.checkpoint_every = Some(s.iters / 100);
-        }
-        // Concurrent jobs share the cores.
-        t.threads = Some((super::cores() / ctx.args.jobs).max(1));
-        if ckpt.exists() {
-            t.resume = true;
-        } else if !dir.present(&RUN_MARKERS).is_empty() {
+        let given = ctx.args.data_dir.is_some() || ctx.args.data_file.is_some();
+        let source = Source::of(ctx.args.data_dir.as_deref(), ctx.args.data_file.as_deref());
+        let start = if ckpt.exists() {
+            Start::Resume(ResumeRun {
+                source: given.then_some(source),
+                monitor: MonitorChanges {
+                    interval: Some(Interval::Times(s.monitor_records)),
+                    ..MonitorChanges::default()
+                },
+                checkpoint_interval: checkpoint_interval(s),
+            })
+        } else {
+            let run = cell_run(
+                ctx.args.dataset,
+                source,
+                ctx.args.prior.as_ref(),
+                col,
+                job.cell.structure,
+                job.seed,
+                s,
+            )?;
             // Started but stopped before its first checkpoint: nothing to keep.
-            t.force = true;
-        }
-        Some(train::train_run(t)?)
+            let overwrite = !dir.present(&RUN_MARKERS).is_empty();
+            Start::New {
+                run: Box::new(run),
+                overwrite,
+            }
+        };
+        let request = TrainRequest {
+            out: dir.root().to_path_buf(),
+            start,
+            // Concurrent jobs share the cores.
+            threads: (super::cores() / ctx.args.jobs).max(1),
+            quiet: !ctx.progress,
+            stop_after: None,
+        };
+        Some(train::train(request, Instant::now())?)
     } else {
         None
     };
@@ -1140,19 +1186,18 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
             meta.model.train.total_iterations
         );
     }
-    let ev = eval::evaluate_run(&EvalArgs {
-        run: dir.root().to_path_buf(),
-        samples: s.samples,
-        limit: s.test_images,
-        logz: LogzArg::Pt,
-        seed: job.seed,
-        threads: ctx.eval_threads,
-        data_dir: ctx.args.data_dir.clone(),
-        data_file: ctx.args.data_file.clone(),
-        per_image: None,
-        json: false,
-        quiet: !ctx.progress,
-    })?;
+    let ev = eval::evaluate_run(
+        &EvalRequest::new(
+            dir.root().to_path_buf(),
+            s.samples,
+            LogZConfig::pt_bar(),
+            job.seed,
+            ctx.eval_threads,
+        )
+        .with_limit(s.test_images)
+        .with_data(ctx.args.data_dir.clone(), ctx.args.data_file.clone())
+        .with_quiet(!ctx.progress),
+    )?;
     // The last session's median time per step, when that session trained to the end: this
     // invocation's, else the one whose summary the run directory keeps.
     let summary = match trained {
@@ -1602,6 +1647,74 @@ fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cell's job trains exactly what `gumbolt train` makes of the same options: the model,
+    /// PCD and trainer configurations are equal, so that a cell can be re-run by hand.
+    #[test]
+    fn a_cell_trains_what_gumbolt_train_makes_of_the_same_options() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Reproduce {
+            #[command(flatten)]
+            args: ReproduceArgs,
+        }
+        #[derive(Parser)]
+        struct Train {
+            #[command(flatten)]
+            args: super::super::train::TrainArgs,
+        }
+        let r = Reproduce::try_parse_from([
+            "reproduce", "--table", "1", "--dataset", "mnist", "--budget", "long", "--out",
+            "unused",
+        ])
+        .unwrap()
+        .args;
+        let s = settings_of(&r, &Source::Bundled);
+        assert_eq!(s.iters, 100_000);
+        for col in T1_COLUMNS {
+            let cell = cell_run(
+                DatasetArg::Mnist,
+                Source::Bundled,
+                None,
+                col,
+                Structure::Nonlinear2,
+                2,
+                &s,
+            )
+            .unwrap();
+            let options = format!(
+                "train --out unused --model {} --k {} --structure nonlinear2 --iters {} --seed 2 \
+                 --pcd-steps {} --pcd-chains {} --monitor-records {} --checkpoint-every {} --quiet",
+                col.model.name,
+                col.k,
+                s.iters,
+                s.pcd_steps,
+                s.pcd_chains,
+                s.monitor_records,
+                s.iters / 100
+            );
+            let t = Train::try_parse_from(options.split_whitespace()).unwrap().args;
+            let Start::New { run, overwrite } = super::super::train::request_of(t).unwrap().start
+            else {
+                panic!("a new run expected");
+            };
+            assert!(!overwrite);
+            assert_eq!((cell.kind, cell.model), (run.kind, run.model), "{}", col.id());
+            assert_eq!(json(&cell.config), json(&run.config), "{}", col.id());
+            assert_eq!(json(&cell.pcd), json(&run.pcd), "{}", col.id());
+            assert_eq!(json(&cell.trainer), json(&run.trainer), "{}", col.id());
+            assert_eq!(cell.config.k, col.k);
+            assert_eq!(
+                cell.trainer.checkpoint_interval,
+                Interval::Every(s.iters / 100)
+            );
+        }
+    }
+
+    /// A configuration as JSON, for comparing configurations.
+    fn json<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
 
     #[test]
     fn shard_auto_reads_job_arrays() {

@@ -5,6 +5,7 @@
 //! `config.json`, `learning_curves.png` and `train_summary.json`.
 
 use super::dataset::{self, DatasetArg, Source};
+use super::prior_arg::{self, PriorArg};
 use super::progress::{TaskBar, hms};
 use super::registry::{self, CliPrior, GUMBOLT, ModelKind, ModelTypes, ModelVisitor, PriorKind};
 use super::rundir::{
@@ -207,7 +208,7 @@ pub(crate) struct TrainArgs {
     pub(crate) model: Option<ModelKind>,
 
     // The help text is an attribute, not a doc comment: rustdoc would read its brackets as links.
-    #[arg(long, value_name = "PRIOR", value_parser = super::prior_arg::parse_prior,
+    #[arg(long, value_name = "PRIOR", value_parser = prior_arg::parse_prior,
           help_heading = "Model",
           help = "The prior: rbm, bernoulli (GumBolt-nW), or a Boltzmann machine on a graph: \
                   chimera[:M,N,T] (default 5,5,4), pegasus[:M] (default 4), zephyr[:M,T] \
@@ -215,7 +216,7 @@ pub(crate) struct TrainArgs {
                   [[i, j, w], ...]} file; training starts from zero parameters). The graph's \
                   nodes are the latent units, split evenly over the stochastic layers in node \
                   order [default: rbm]")]
-    pub(crate) prior: Option<super::prior_arg::PriorArg>,
+    pub(crate) prior: Option<PriorArg>,
 
     /// Importance samples k of the training objective [default: 1].
     #[arg(long, value_name = "K", value_parser = int_at_least::<1>, help_heading = "Model")]
@@ -374,62 +375,6 @@ fn config_error(e: TrainError) -> anyhow::Error {
     }
 }
 
-/// The model configuration of a new run on images of `pixels` values.
-fn model_config(args: &TrainArgs, iters: u64, dataset: DatasetArg, pixels: usize) -> GumBoltConfig {
-    let structure = args.structure.unwrap_or(Structure::Nonlinear);
-    let model = args.model.unwrap_or(GUMBOLT);
-    let mut c = GumBoltConfig::new(structure, pixels)
-        .with_k(args.k.unwrap_or(1))
-        .with_seed(args.seed.unwrap_or(0))
-        .with_iterations(iters);
-    c.objective = model.objective;
-    c.tau = args
-        .tau
-        .unwrap_or_else(|| model.paper_tau(dataset == DatasetArg::Omniglot));
-    if let Some(h) = args.hidden_layers {
-        c.hidden_layers = h;
-    }
-    let schedule = args.lr_schedule.unwrap_or(LrScheduleArg::Paper);
-    c.train.lr = schedule.schedule(args.lr.unwrap_or(DEFAULT_LR));
-    if let Some(f) = args.kl_warmup {
-        c.train.kl_warmup_fraction = f;
-    }
-    c
-}
-
-fn pcd_config(args: &TrainArgs, seed: u64) -> PcdConfig {
-    PcdConfig::default()
-        .chains(args.pcd_chains.unwrap_or(DEFAULT_PCD_CHAINS))
-        .sweeps(args.pcd_steps.unwrap_or(DEFAULT_PCD_STEPS))
-        .seed(seed ^ PCD_SEED_MIX)
-}
-
-/// The monitoring settings: `base` with the options given.
-fn monitor_config(args: &TrainArgs, base: &MonitorConfig) -> MonitorConfig {
-    let mut m = base.clone();
-    if let Some(n) = args.monitor_every {
-        m.interval = Interval::Every(n);
-    }
-    if let Some(n) = args.monitor_records {
-        m.interval = Interval::Times(n);
-    }
-    if let Some(k) = args.monitor_k {
-        m.k = k;
-    }
-    if let Some(n) = args.monitor_images {
-        m.train_images = n;
-        m.valid_images = n;
-    }
-    m
-}
-
-fn monitor_changed(args: &TrainArgs) -> bool {
-    args.monitor_every.is_some()
-        || args.monitor_records.is_some()
-        || args.monitor_k.is_some()
-        || args.monitor_images.is_some()
-}
-
 /// Options given with --resume must match the checkpoint's run.
 fn check_resume_options(args: &TrainArgs, kind: PriorKind, meta: &CheckpointMeta) -> Result<()> {
     let m = &meta.model;
@@ -498,7 +443,7 @@ fn check_resume_options(args: &TrainArgs, kind: PriorKind, meta: &CheckpointMeta
         meta.trainer.batch_size.to_string(),
     );
     if let Some(p) = &args.prior {
-        let stored = super::prior_arg::label_of(kind, m);
+        let stored = prior_arg::label_of(kind, m);
         check(p.label() != stored, "--prior", stored);
     }
     if kind.uses_pcd() {
@@ -540,57 +485,289 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Trains a new run, or continues one (`--resume`), in its run directory (checkpoints,
-/// `metrics.jsonl`, `config.json`, `manifest.json`, `learning_curves.png`,
-/// `train_summary.json`); returns the summary (also written to `train_summary.json`). Shared by
-/// `gumbolt train`, `quick` and `reproduce`.
+/// `gumbolt train`'s options as a [`TrainRequest`] (every option checked, errors naming it),
+/// then [`train`]. Shared by `gumbolt train` and `quick`.
 pub(crate) fn train_run(args: TrainArgs) -> Result<TrainSummary> {
     let t_start = Instant::now();
+    let request = request_of(args)?;
+    train(request, t_start)
+}
+
+/// A training run in the library's terms: the model, trainer and PCD configurations of a new
+/// run, or what changes when a run is continued. `gumbolt train` parses its options into one
+/// ([`train_run`]); `reproduce` builds one from its cell.
+#[derive(Debug, Clone)]
+pub(crate) struct TrainRequest {
+    /// The run directory.
+    pub(crate) out: PathBuf,
+    /// A new run, or the continuation of the one in `out`.
+    pub(crate) start: Start,
+    /// Threads of a training step (the results do not depend on it).
+    pub(crate) threads: usize,
+    /// No progress display or monitoring lines on stderr.
+    pub(crate) quiet: bool,
+    /// Stop (with a checkpoint) after this many iterations, as if interrupted.
+    pub(crate) stop_after: Option<u64>,
+}
+
+/// How a [`TrainRequest`] starts.
+#[derive(Debug, Clone)]
+pub(crate) enum Start {
+    /// A new run. With `overwrite`, the run files already in the directory are replaced (once the
+    /// new run is set up); without it, a directory holding a run is an error.
+    New { run: Box<NewRun>, overwrite: bool },
+    /// The run in the directory, continued from its checkpoint with its own settings.
+    Resume(ResumeRun),
+}
+
+/// A new run: the data, the model kind and the library's configurations.
+#[derive(Debug, Clone)]
+pub(crate) struct NewRun {
+    pub(crate) dataset: DatasetArg,
+    pub(crate) source: Source,
+    pub(crate) kind: PriorKind,
+    pub(crate) model: ModelKind,
+    pub(crate) config: GumBoltConfig,
+    /// The negative phase's chains (models whose prior uses PCD).
+    pub(crate) pcd: Option<PcdConfig>,
+    pub(crate) trainer: TrainerConfig,
+}
+
+impl NewRun {
+    /// `gumbolt train`'s defaults, which are the paper's settings (GB §5.1): `model` with
+    /// `prior` (None: the model's own) on `structure`, k = 1, T = `iters`, the paper's τ and
+    /// learning-rate schedule, PCD with [`DEFAULT_PCD_CHAINS`] chains and
+    /// [`DEFAULT_PCD_STEPS`] sweeps.
+    pub(crate) fn defaults(
+        dataset: DatasetArg,
+        source: Source,
+        model: ModelKind,
+        prior: Option<&PriorArg>,
+        structure: Structure,
+        iters: u64,
+        seed: u64,
+    ) -> Result<Self> {
+        let kind = prior_arg::kind_of(model, prior)?;
+        let mut config = GumBoltConfig::new(structure, dataset.pixels())
+            .with_k(1)
+            .with_seed(seed)
+            .with_iterations(iters);
+        config.objective = model.objective;
+        config.tau = model.paper_tau(dataset == DatasetArg::Omniglot);
+        config.train.lr = LrSchedule::paper(DEFAULT_LR);
+        prior_arg::apply(prior, &mut config)?;
+        let pcd = kind.uses_pcd().then(|| {
+            PcdConfig::default()
+                .chains(DEFAULT_PCD_CHAINS)
+                .sweeps(DEFAULT_PCD_STEPS)
+                .seed(seed ^ PCD_SEED_MIX)
+        });
+        Ok(Self {
+            dataset,
+            source,
+            kind,
+            model: ModelKind::of(kind, model.objective),
+            config,
+            pcd,
+            trainer: TrainerConfig::default().with_seed(seed),
+        })
+    }
+}
+
+/// What may change when a run is continued (everything else is the run's own).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResumeRun {
+    /// Where the run's data are now [None: where its config.json says].
+    pub(crate) source: Option<Source>,
+    /// Changes to the monitoring settings.
+    pub(crate) monitor: MonitorChanges,
+    /// A new checkpoint interval.
+    pub(crate) checkpoint_interval: Option<Interval>,
+}
+
+/// Changes to monitoring settings (`--monitor-every`, `--monitor-records`, `--monitor-k`,
+/// `--monitor-images`); None keeps the setting.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct MonitorChanges {
+    pub(crate) interval: Option<Interval>,
+    pub(crate) k: Option<usize>,
+    pub(crate) images: Option<usize>,
+}
+
+impl MonitorChanges {
+    fn of(args: &TrainArgs) -> Self {
+        Self {
+            interval: args
+                .monitor_records
+                .map(Interval::Times)
+                .or(args.monitor_every.map(Interval::Every)),
+            k: args.monitor_k,
+            images: args.monitor_images,
+        }
+    }
+
+    /// `base` with these changes.
+    fn apply(&self, base: &MonitorConfig) -> MonitorConfig {
+        let mut m = base.clone();
+        if let Some(i) = self.interval {
+            m.interval = i;
+        }
+        if let Some(k) = self.k {
+            m.k = k;
+        }
+        if let Some(n) = self.images {
+            m.train_images = n;
+            m.valid_images = n;
+        }
+        m
+    }
+}
+
+/// The request of `gumbolt train`'s options: the defaults ([`NewRun::defaults`]) with the
+/// options given, checked here so that errors name the option.
+pub(crate) fn request_of(args: TrainArgs) -> Result<TrainRequest> {
     if args.stop_after == Some(0) {
         return Err(usage_error(
             SUB,
             "invalid value for --stop-after: expected ≥ 1",
         ));
     }
-    let dir = RunDir::new(&args.out);
-    if args.resume {
-        resume(args, dir, t_start)
+    let start = if args.resume {
+        Start::Resume(resume_of(&args)?)
     } else {
-        fresh(args, dir, t_start)
-    }
+        Start::New {
+            run: Box::new(new_run_of(&args)?),
+            overwrite: args.force,
+        }
+    };
+    Ok(TrainRequest {
+        out: args.out,
+        start,
+        threads: args.threads.unwrap_or_else(super::cores),
+        quiet: args.quiet,
+        stop_after: args.stop_after,
+    })
 }
 
-fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary> {
+fn new_run_of(args: &TrainArgs) -> Result<NewRun> {
     let iters = args
         .iters
         .ok_or_else(|| usage_error(SUB, "--iters is required for a new run"))?;
     let dataset = args.dataset.unwrap_or(DatasetArg::Mnist);
     dataset::check_data_file(SUB, dataset, args.data_file.as_deref())?;
-    let requested = args.model.unwrap_or(GUMBOLT);
-    let kind = super::prior_arg::kind_of(requested, args.prior.as_ref())?;
-    let model = ModelKind::of(kind, requested.objective);
-    if !kind.uses_pcd() && (args.pcd_steps.is_some() || args.pcd_chains.is_some()) && !args.quiet {
+    let source = Source::of(args.data_dir.as_deref(), args.data_file.as_deref());
+    let mut run = NewRun::defaults(
+        dataset,
+        source,
+        args.model.unwrap_or(GUMBOLT),
+        args.prior.as_ref(),
+        args.structure.unwrap_or(Structure::Nonlinear),
+        iters,
+        args.seed.unwrap_or(0),
+    )?;
+    if run.pcd.is_none()
+        && (args.pcd_steps.is_some() || args.pcd_chains.is_some())
+        && !args.quiet
+    {
         eprintln!(
             "warning: --pcd-steps and --pcd-chains are ignored by --model {}",
-            model.name
+            run.model.name
         );
     }
-    // Options are checked before the data are read; the model's input dimension is then the
-    // data's (the loaders hold every source of a data set to its declared image size).
-    let mut mc = model_config(&args, iters, dataset, dataset.pixels());
-    super::prior_arg::apply(args.prior.as_ref(), &mut mc)?;
-    mc.validate()
+    let c = &mut run.config;
+    if let Some(k) = args.k {
+        c.k = k;
+    }
+    if let Some(t) = args.tau {
+        c.tau = t;
+    }
+    if let Some(h) = args.hidden_layers {
+        c.hidden_layers = h;
+    }
+    let schedule = args.lr_schedule.unwrap_or(LrScheduleArg::Paper);
+    c.train.lr = schedule.schedule(args.lr.unwrap_or(DEFAULT_LR));
+    if let Some(f) = args.kl_warmup {
+        c.train.kl_warmup_fraction = f;
+    }
+    c.validate()
         .map_err(|e| config_error(TrainError::Model(e)))?;
-    let mut tc = TrainerConfig::default().with_seed(mc.seed);
     if let Some(b) = args.batch_size {
-        tc.batch_size = b;
+        run.trainer.batch_size = b;
     }
-    tc.monitor = monitor_config(&args, &tc.monitor);
+    run.trainer.monitor = MonitorChanges::of(args).apply(&run.trainer.monitor);
     if let Some(n) = args.checkpoint_every {
-        tc.checkpoint_interval = Interval::Every(n);
+        run.trainer.checkpoint_interval = Interval::Every(n);
     }
-    let pcd = kind.uses_pcd().then(|| pcd_config(&args, mc.seed));
+    if let Some(p) = &mut run.pcd {
+        p.chains = args.pcd_chains.unwrap_or(p.chains);
+        p.sweeps = args.pcd_steps.unwrap_or(p.sweeps);
+    }
+    Ok(run)
+}
 
+fn resume_of(args: &TrainArgs) -> Result<ResumeRun> {
+    let dir = RunDir::new(&args.out);
+    let ckpt = dir.checkpoint();
+    if ckpt.exists() {
+        // Options given again must match the run's (the data set is checked on loading).
+        let (kind, meta) = dir.checkpoint_meta()?;
+        check_resume_options(args, kind, &meta)?;
+        let run_dataset = run_dataset(&dir, &meta);
+        if let Some(d) = args.dataset.filter(|d| *d != run_dataset) {
+            return Err(usage_error(
+                SUB,
+                format!(
+                    "--resume continues the run in {} on its own data set ({}); --dataset {} \
+                     differs",
+                    args.out.display(),
+                    run_dataset.name(),
+                    d.name()
+                ),
+            ));
+        }
+        dataset::check_data_file(SUB, run_dataset, args.data_file.as_deref())?;
+    }
+    Ok(ResumeRun {
+        source: (args.data_dir.is_some() || args.data_file.is_some())
+            .then(|| Source::of(args.data_dir.as_deref(), args.data_file.as_deref())),
+        monitor: MonitorChanges::of(args),
+        checkpoint_interval: args.checkpoint_every.map(Interval::Every),
+    })
+}
+
+/// The data set of the run in `dir`: its config.json's, else what the checkpoint's training
+/// images say (grey levels are OMNIGLOT's).
+fn run_dataset(dir: &RunDir, meta: &CheckpointMeta) -> DatasetArg {
+    let stored = dir.config().unwrap_or(None).and_then(|c| c.data());
+    stored.map_or(
+        if meta.data.kind == "grey" {
+            DatasetArg::Omniglot
+        } else {
+            DatasetArg::Mnist
+        },
+        |(d, _)| d,
+    )
+}
+
+/// Trains a new run, or continues one, in its run directory (checkpoints, `metrics.jsonl`,
+/// `config.json`, `manifest.json`, `learning_curves.png`, `train_summary.json`) with the
+/// library's [`Trainer`]; returns the summary (also written to `train_summary.json`).
+/// `t_start` is when the invocation started (for the summary's wall time).
+pub(crate) fn train(request: TrainRequest, t_start: Instant) -> Result<TrainSummary> {
+    let dir = RunDir::new(&request.out);
+    match &request.start {
+        Start::New { run, overwrite } => fresh(&request, run, *overwrite, dir, t_start),
+        Start::Resume(r) => resume(&request, r, dir, t_start),
+    }
+}
+
+fn fresh(
+    request: &TrainRequest,
+    run: &NewRun,
+    overwrite: bool,
+    dir: RunDir,
+    t_start: Instant,
+) -> Result<TrainSummary> {
     // The run directory: never overwrite a run without --force.
     if dir.root().exists() && !dir.root().is_dir() {
         bail!(
@@ -607,7 +784,7 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary>
     // One writer per run directory (held until this function returns).
     let _lock = RunLock::acquire(dir.root(), "--out")?;
     let existing = dir.present(&RUN_MARKERS);
-    if !existing.is_empty() && !args.force {
+    if !existing.is_empty() && !overwrite {
         bail!(
             "--out {} already holds a run ({}); pass --resume to continue it or --force to \
              start over",
@@ -621,42 +798,45 @@ fn fresh(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary>
         );
     }
 
-    let source = Source::of(args.data_dir.as_deref(), args.data_file.as_deref());
-    let data = dataset::load_train(dataset, &source, args.quiet)?;
+    let data = dataset::load_train(run.dataset, &run.source, request.quiet)?;
+    let mut mc = run.config.clone();
+    // The model's input dimension is the data's (the loaders hold every source of a data set
+    // to its declared image size).
     mc.pixels = data.train.dataset().dim();
     let means = data.means();
     let ckpt = dir.checkpoint();
-    let (data_dir, data_file) = source.absolute().paths();
+    let (data_dir, data_file) = run.source.absolute().paths();
     let config = RunConfig {
         writer: format!("gumbolt {}", env!("CARGO_PKG_VERSION")),
-        dataset: dataset.name().into(),
-        dataset_label: dataset::label(dataset, &source).into(),
+        dataset: run.dataset.name().into(),
+        dataset_label: dataset::label(run.dataset, &run.source).into(),
         data_dir,
         data_file,
-        model: model.name.into(),
-        model_kind: kind.checkpoint_kind(),
+        model: run.model.name.into(),
+        model_kind: run.kind.checkpoint_kind(),
         model_config: mc.clone(),
-        pcd: pcd.clone(),
-        trainer: tc.clone(),
+        pcd: run.pcd.clone(),
+        trainer: run.trainer.clone(),
         command: std::env::args().collect(),
     };
     let session = Session {
         dir: &dir,
-        args: &args,
+        request,
+        overwrite,
         config,
         resumed_from: None,
         t_start,
     };
     registry::with_model(
-        kind,
+        run.kind,
         Fresh {
             session,
             mc,
             means,
-            pcd: pcd.unwrap_or_default(),
+            pcd: run.pcd.clone().unwrap_or_default(),
             images: data.train,
             valid: &data.valid,
-            tc,
+            tc: run.trainer.clone(),
             ckpt,
         },
     )
@@ -692,6 +872,7 @@ impl ModelVisitor for Fresh<'_> {
 /// A run continued from its checkpoint.
 struct Resume<'a> {
     session: Session<'a>,
+    changes: &'a ResumeRun,
     meta: &'a CheckpointMeta,
     images: TrainImages,
     valid: &'a Dataset,
@@ -704,12 +885,17 @@ impl ModelVisitor for Resume<'_> {
         let mut session = self.session;
         let t = Trainer::<P, G>::resume(session.dir.checkpoint(), self.images, Some(self.valid))
             .map_err(resume_error)?;
-        let t = session.prepare_resume(t, self.meta, self.valid)?;
+        let t = session.prepare_resume(t, self.changes, self.meta, self.valid)?;
         session.drive(t)
     }
 }
 
-fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary> {
+fn resume(
+    request: &TrainRequest,
+    changes: &ResumeRun,
+    dir: RunDir,
+    t_start: Instant,
+) -> Result<TrainSummary> {
     let ckpt = dir.checkpoint();
     // One writer per run directory (held until this function returns).
     let _lock = if dir.root().is_dir() {
@@ -725,36 +911,16 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary
         );
     }
     let (kind, meta) = dir.checkpoint_meta()?;
-    check_resume_options(&args, kind, &meta)?;
-    let stored = dir.config().unwrap_or(None).and_then(|c| c.data());
-    // The run's data set: config.json's, else what the checkpoint's training images say.
-    let run_dataset = stored.as_ref().map_or(
-        if meta.data.kind == "grey" {
-            DatasetArg::Omniglot
-        } else {
-            DatasetArg::Mnist
-        },
-        |(d, _)| *d,
-    );
-    if let Some(d) = args.dataset.filter(|d| *d != run_dataset) {
-        return Err(usage_error(
-            SUB,
-            format!(
-                "--resume continues the run in {} on its own data set ({}); --dataset {} differs",
-                args.out.display(),
-                run_dataset.name(),
-                d.name()
-            ),
-        ));
-    }
-    let dataset = run_dataset;
-    dataset::check_data_file(SUB, dataset, args.data_file.as_deref())?;
-    let source = if args.data_dir.is_some() || args.data_file.is_some() {
-        Source::of(args.data_dir.as_deref(), args.data_file.as_deref())
-    } else {
-        stored.map_or(Source::Bundled, |(_, s)| s)
+    let dataset = run_dataset(&dir, &meta);
+    let source = match &changes.source {
+        Some(s) => s.clone(),
+        None => dir
+            .config()
+            .unwrap_or(None)
+            .and_then(|c| c.data())
+            .map_or(Source::Bundled, |(_, s)| s),
     };
-    let data = dataset::load_train(dataset, &source, args.quiet)?;
+    let data = dataset::load_train(dataset, &source, request.quiet)?;
     let images = data.train;
     let (data_dir, data_file) = source.absolute().paths();
     let pcd = kind
@@ -776,7 +942,8 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary
     };
     let session = Session {
         dir: &dir,
-        args: &args,
+        request,
+        overwrite: false,
         config,
         resumed_from: Some(meta.iteration),
         t_start,
@@ -785,6 +952,7 @@ fn resume(args: TrainArgs, dir: RunDir, t_start: Instant) -> Result<TrainSummary
         kind,
         Resume {
             session,
+            changes,
             meta: &meta,
             images,
             valid: &data.valid,
@@ -800,15 +968,16 @@ fn resume_error(e: TrainError) -> anyhow::Error {
     }
 }
 
-/// One `gumbolt train` invocation on a run directory.
+/// One training invocation on a run directory.
 struct Session<'a> {
     dir: &'a RunDir,
-    args: &'a TrainArgs,
+    request: &'a TrainRequest,
+    /// A new run replacing the one in the directory.
+    overwrite: bool,
     config: RunConfig,
     resumed_from: Option<u64>,
     t_start: Instant,
 }
-
 /// The result of [`train_run`]: the final JSON line of `gumbolt train` (also
 /// `train_summary.json`).
 #[derive(Debug, Serialize)]
@@ -878,7 +1047,7 @@ impl FinalValues {
 
 impl Session<'_> {
     fn note(&self, msg: &str) {
-        if !self.args.quiet {
+        if !self.request.quiet {
             eprintln!("{msg}");
         }
     }
@@ -887,7 +1056,7 @@ impl Session<'_> {
     /// up, so a failing --force leaves the old run intact), then `config.json` and an empty
     /// `metrics.jsonl`.
     fn start_fresh(&self) -> Result<()> {
-        if self.args.force {
+        if self.overwrite {
             for p in self.dir.present(&RUN_FILES) {
                 std::fs::remove_file(&p)
                     .with_context(|| format!("cannot remove {}", p.display()))?;
@@ -900,8 +1069,7 @@ impl Session<'_> {
 
     /// `manifest.json` of this session (build, machine, data checksums, command line).
     fn write_manifest(&self) -> Result<()> {
-        let threads = self.args.threads.unwrap_or_else(super::cores);
-        super::manifest::write_train(self.dir.root(), &self.config, threads)
+        super::manifest::write_train(self.dir.root(), &self.config, self.request.threads)
     }
 
     /// A resumed run: monitoring and checkpoint options applied, `metrics.jsonl` cut back to the
@@ -910,18 +1078,18 @@ impl Session<'_> {
     fn prepare_resume<P: GumBoltPrior, G: CheckpointPartition<P>>(
         &mut self,
         mut trainer: Trainer<P, G>,
+        changes: &ResumeRun,
         meta: &CheckpointMeta,
         valid: &Dataset,
     ) -> Result<Trainer<P, G>> {
-        let args = self.args;
-        if monitor_changed(args) {
-            let m = monitor_config(args, &trainer.config().monitor);
+        if changes.monitor != MonitorChanges::default() {
+            let m = changes.monitor.apply(&trainer.config().monitor);
             trainer
                 .set_monitor_config(m, Some(valid))
                 .map_err(config_error)?;
         }
-        if let Some(n) = args.checkpoint_every {
-            trainer.set_checkpoint_interval(Interval::Every(n));
+        if let Some(i) = changes.checkpoint_interval {
+            trainer.set_checkpoint_interval(i);
         }
         self.config.trainer = trainer.config().clone();
         let at = meta.iteration;
@@ -963,10 +1131,8 @@ impl Session<'_> {
         &self,
         mut trainer: Trainer<P, G>,
     ) -> Result<TrainSummary> {
-        let args = self.args;
-        trainer
-            .state_mut()
-            .set_threads(args.threads.unwrap_or_else(super::cores));
+        let args = self.request;
+        trainer.state_mut().set_threads(args.threads);
         let total = trainer.total_iterations();
         let start = trainer.iteration();
         let until = args.stop_after.map_or(total, |n| n.min(total));
