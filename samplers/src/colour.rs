@@ -144,6 +144,50 @@ impl ColourGibbs {
         self.beta.fill(beta);
     }
 
+    /// Replaces the chains' random streams by those of [`ColourGibbs::new`] with `seed` (the
+    /// draws `new` spends on the initial state skipped), keeping the states, and sets every β
+    /// to 1: afterwards the chains move exactly as those of a sampler built with `seed` and
+    /// given these states. In place, without allocating (PCD re-derives its streams every
+    /// training iteration).
+    ///
+    /// ```
+    /// use gumbolt_priors::SparseBm;
+    /// use gumbolt_samplers::ColourGibbs;
+    ///
+    /// let bm = SparseBm::topology("chimera:1,1,4".parse().unwrap());
+    /// let mut a = ColourGibbs::for_prior(&bm, 16, 1).unwrap();
+    /// a.run(&bm, 3);
+    /// let mut b = ColourGibbs::for_prior(&bm, 16, 2).unwrap();
+    /// b.state_mut().copy_from(a.state());
+    /// a.reseed(2);
+    /// a.run(&bm, 3);
+    /// b.run(&bm, 3);
+    /// assert_eq!(a.state(), b.state());
+    /// ```
+    pub fn reseed(&mut self, seed: u64) {
+        let chains = self.chains();
+        let mut rngs = streams(seed, self.rngs.len());
+        // `new` draws the [C, n] initial state column by column; each column's draws depend
+        // only on the streams, so skipping them in blocks of columns is the same.
+        let block = (self.uniforms.len() / chains).max(1);
+        let mut left = self.n;
+        while left > 0 {
+            let cols = left.min(block);
+            if self.uniforms.len() < chains * cols {
+                self.uniforms.resize(chains * cols, 0.0);
+            }
+            kernels::fill_uniform_block(
+                &mut rngs,
+                &self.groups,
+                chains,
+                &mut self.uniforms[..chains * cols],
+            );
+            left -= cols;
+        }
+        self.rngs = rngs;
+        self.beta.fill(1.0);
+    }
+
     /// One sweep over the classes at each chain's β.
     pub fn sweep<P: ColourConditionals + ?Sized>(&mut self, prior: &P) {
         self.sweep_with_base(prior, None);

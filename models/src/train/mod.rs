@@ -52,7 +52,7 @@ use gumbolt_datasets::Dataset;
 
 pub use order::EpochOrder;
 use state::splitmix;
-pub use state::{CheckpointPartition, GumBoltPrior, model_kind, pcd_stream_seed};
+pub use state::{CheckpointPartition, GumBoltPrior, PersistentChains, model_kind, pcd_stream_seed};
 pub use step::TrainState;
 
 /// Errors of the training loop.

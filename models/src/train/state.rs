@@ -333,131 +333,139 @@ pub(crate) fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn reseed_chains(pcd: &mut Pcd, state: &Mat, iteration: u64) -> Result<(), String> {
-    let cfg = pcd.config().clone();
-    let g = pcd
-        .chains_mut()
-        .ok_or_else(|| "PCD chains do not exist yet".to_string())?;
-    let (n1, n2) = g.block_sizes();
-    if state.shape() != (cfg.chains, n1 + n2) {
+/// A PCD sampler whose persistent chains a checkpoint can save and restore: what
+/// [`CheckpointPartition`] needs of a sampler, so that one impl (for `SampledPartition<S>`)
+/// serves them all. [`Pcd`] (block Gibbs, bipartite priors) and [`ColourPcd`] (colour classes,
+/// any graph) implement it; a new persistent-chain sampler implements it too.
+pub trait PersistentChains: Sized {
+    /// A sampler of this configuration (its chains are created when first used).
+    ///
+    /// # Errors
+    /// A message if the configuration is invalid.
+    fn from_config(config: PcdConfig) -> Result<Self, String>;
+
+    /// Its configuration (checkpointed as the negative phase's settings).
+    fn pcd_config(&self) -> &PcdConfig;
+
+    /// The chains' states `[C, n]`, once they exist.
+    fn chain_states(&self) -> Option<&Mat>;
+
+    /// Gives the chains the random streams of `seed` and, if `states` is given, those states.
+    ///
+    /// # Errors
+    /// A message if the chains do not exist yet or `states` does not fit them.
+    fn reseed_chains(&mut self, states: Option<&Mat>, seed: u64) -> Result<(), String>;
+}
+
+/// Refuses chain states of another shape than `[chains, n]`.
+fn check_chain_shape(states: &Mat, chains: usize, n: usize) -> Result<(), String> {
+    if states.shape() != (chains, n) {
         return Err(format!(
-            "PCD chains of shape {:?}, expected [{}, {}]",
-            state.shape(),
-            cfg.chains,
-            n1 + n2
+            "PCD chains of shape {:?}, expected [{chains}, {n}]",
+            states.shape()
         ));
     }
-    g.state_mut().copy_from(state);
-    g.reseed(pcd_stream_seed(cfg.seed, iteration));
     Ok(())
 }
 
-impl<P: BlockConditionals + gumbolt_core::prior::EnergyParamGradient + 'static>
-    CheckpointPartition<P> for SampledPartition<Pcd>
+const NO_CHAINS: &str = "PCD chains do not exist yet";
+
+impl PersistentChains for Pcd {
+    fn from_config(config: PcdConfig) -> Result<Self, String> {
+        Pcd::new(config).map_err(|e| e.to_string())
+    }
+
+    fn pcd_config(&self) -> &PcdConfig {
+        self.config()
+    }
+
+    fn chain_states(&self) -> Option<&Mat> {
+        self.chains().map(|g| g.state())
+    }
+
+    fn reseed_chains(&mut self, states: Option<&Mat>, seed: u64) -> Result<(), String> {
+        let g = self.chains_mut().ok_or(NO_CHAINS)?;
+        if let Some(states) = states {
+            let (n1, n2) = g.block_sizes();
+            check_chain_shape(states, g.chains(), n1 + n2)?;
+            g.state_mut().copy_from(states);
+        }
+        g.reseed(seed);
+        Ok(())
+    }
+}
+
+impl PersistentChains for ColourPcd {
+    fn from_config(config: PcdConfig) -> Result<Self, String> {
+        ColourPcd::new(config).map_err(|e| e.to_string())
+    }
+
+    fn pcd_config(&self) -> &PcdConfig {
+        self.config()
+    }
+
+    fn chain_states(&self) -> Option<&Mat> {
+        self.chains().map(|g| g.state())
+    }
+
+    fn reseed_chains(&mut self, states: Option<&Mat>, seed: u64) -> Result<(), String> {
+        let g = self.chains_mut().ok_or(NO_CHAINS)?;
+        if let Some(states) = states {
+            check_chain_shape(states, g.chains(), g.num_units())?;
+            if states.iter().any(|&v| v != 0.0 && v != 1.0) {
+                return Err("PCD chains hold values other than 0 and 1".into());
+            }
+            g.state_mut().copy_from(states);
+        }
+        g.reseed(seed);
+        Ok(())
+    }
+}
+
+/// PCD (on the RBM's two blocks, or on colour classes for a Boltzmann machine on any graph):
+/// checkpointed as its configuration and its chains' states, the streams re-derived for every
+/// iteration ([`pcd_stream_seed`]).
+impl<P, S> CheckpointPartition<P> for SampledPartition<S>
+where
+    P: gumbolt_core::prior::EnergyParamGradient + 'static,
+    S: PersistentChains + Sampler<P> + Clone + Send + Sync + 'static,
 {
     const KIND: &'static str = "pcd";
 
     fn settings(&self) -> serde_json::Value {
-        serde_json::to_value(self.sampler().config()).expect("PcdConfig serialises")
+        serde_json::to_value(self.sampler().pcd_config()).expect("PcdConfig serialises")
     }
 
     fn from_settings(settings: &serde_json::Value) -> Result<Self, String> {
         let cfg: PcdConfig = serde_json::from_value(settings.clone()).map_err(|e| e.to_string())?;
-        Ok(SampledPartition::new(
-            Pcd::new(cfg).map_err(|e| e.to_string())?,
-        ))
+        Ok(SampledPartition::new(S::from_config(cfg)?))
     }
 
-    /// Re-derives the chains' streams for iteration `t` (keeps their states). Before the
-    /// chains exist (the first iteration of a fresh run) nothing happens: the sampler creates
-    /// them Bernoulli(0.5) from its own seed.
+    /// Re-derives the chains' streams for iteration `t` in place (keeps their states). Before
+    /// the chains exist (the first iteration of a fresh run) nothing happens: the sampler
+    /// creates them Bernoulli(0.5) from its own seed.
     fn begin_iteration(&mut self, _prior: &P, iteration: u64) {
-        // In place: no copy of the chains and no new buffers in the training loop.
-        let seed = pcd_stream_seed(self.sampler().config().seed, iteration);
-        if let Some(g) = self.sampler_mut().chains_mut() {
-            g.reseed(seed);
+        let seed = pcd_stream_seed(self.sampler().pcd_config().seed, iteration);
+        if self.sampler().chain_states().is_some() {
+            self.sampler_mut()
+                .reseed_chains(None, seed)
+                .expect("the chains exist");
         }
     }
 
     fn chains(&self) -> Option<&Mat> {
-        self.sampler().chains().map(|g| g.state())
+        self.sampler().chain_states()
     }
 
     fn restore_chains(&mut self, prior: &P, chains: Mat, iteration: u64) -> Result<(), String> {
+        let seed = pcd_stream_seed(self.sampler().pcd_config().seed, iteration);
         let pcd = self.sampler_mut();
-        if pcd.chains().is_none() {
+        if pcd.chain_states().is_none() {
             // The sampler only creates its chains when first used: let it (their states and
             // streams are replaced right after).
             pcd.sample(prior);
         }
-        reseed_chains(pcd, &chains, iteration)
-    }
-}
-
-fn reseed_colour_chains(pcd: &mut ColourPcd, state: &Mat, iteration: u64) -> Result<(), String> {
-    let cfg = pcd.config().clone();
-    let g = pcd
-        .chains_mut()
-        .ok_or_else(|| "PCD chains do not exist yet".to_string())?;
-    let n = g.num_units();
-    if state.shape() != (cfg.chains, n) {
-        return Err(format!(
-            "PCD chains of shape {:?}, expected [{}, {n}]",
-            state.shape(),
-            cfg.chains
-        ));
-    }
-    if state.iter().any(|&v| v != 0.0 && v != 1.0) {
-        return Err("PCD chains hold values other than 0 and 1".into());
-    }
-    let mut fresh = ColourGibbs::new(
-        n,
-        g.classes().to_vec(),
-        cfg.chains,
-        pcd_stream_seed(cfg.seed, iteration),
-    )
-    .map_err(|e| e.to_string())?;
-    fresh.state_mut().copy_from(state);
-    *g = fresh;
-    Ok(())
-}
-
-/// PCD over colour classes (a Boltzmann machine on any graph): checkpointed like the RBM's
-/// [`Pcd`] (chain states, streams re-derived per iteration).
-impl<P: ColourConditionals + gumbolt_core::prior::EnergyParamGradient + 'static>
-    CheckpointPartition<P> for SampledPartition<ColourPcd>
-{
-    const KIND: &'static str = "pcd";
-
-    fn settings(&self) -> serde_json::Value {
-        serde_json::to_value(self.sampler().config()).expect("PcdConfig serialises")
-    }
-
-    fn from_settings(settings: &serde_json::Value) -> Result<Self, String> {
-        let cfg: PcdConfig = serde_json::from_value(settings.clone()).map_err(|e| e.to_string())?;
-        Ok(SampledPartition::new(
-            ColourPcd::new(cfg).map_err(|e| e.to_string())?,
-        ))
-    }
-
-    fn begin_iteration(&mut self, _prior: &P, iteration: u64) {
-        let pcd = self.sampler_mut();
-        if let Some(state) = pcd.chains().map(|g| g.state().clone()) {
-            reseed_colour_chains(pcd, &state, iteration)
-                .expect("chains of the sampler's own shape");
-        }
-    }
-
-    fn chains(&self) -> Option<&Mat> {
-        self.sampler().chains().map(|g| g.state())
-    }
-
-    fn restore_chains(&mut self, prior: &P, chains: Mat, iteration: u64) -> Result<(), String> {
-        let pcd = self.sampler_mut();
-        if pcd.chains().is_none() {
-            pcd.sample(prior);
-        }
-        reseed_colour_chains(pcd, &chains, iteration)
+        pcd.reseed_chains(Some(&chains), seed)
     }
 }
 
