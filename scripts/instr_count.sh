@@ -1,8 +1,9 @@
 #!/bin/bash
 # Instructions executed inside training steps, per iteration, for one or more `gumbolt` binaries:
 # a speed comparison that machine noise cannot move (callgrind counts instructions, not seconds).
-# One thread, 10 iterations, no warm-up; only code under `train_step` is counted, so loading the
-# data is not. Needs valgrind (Debian: apt-get install valgrind). Slow: minutes per row and binary.
+# One thread, $ITERS iterations (default 10), no warm-up; only code under `train_step` is counted,
+# so loading the data is not. Needs valgrind (Debian: apt-get install valgrind). Slow: minutes per
+# row and binary.
 #
 #   scripts/instr_count.sh OLD_BIN NEW_BIN            # the k = 1 rows of the speed table
 #   ROWS="nonlinear:20 nonlinear2:20" scripts/instr_count.sh OLD_BIN NEW_BIN
@@ -10,7 +11,7 @@ set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 GUMBOLT_BIN [GUMBOLT_BIN ...]" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "$0: valgrind is not installed" >&2; exit 1; }
 ROWS=${ROWS:-"linear:1 nonlinear:1 nonlinear2:1"}
-ITERS=10
+ITERS=${ITERS:-10}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for row in $ROWS; do
