@@ -1074,7 +1074,6 @@ struct TrainOut {
     sec_per_iter: Option<f64>,
 }
 
-/// Trains (or continues) and evaluates one job, and writes its result.
 /// The new run of a cell's job: `gumbolt train`'s defaults (the paper's settings) with the
 /// column's model and k and the budget's iterations, PCD and monitoring; `prior` replaces the
 /// RBM of the models that have one.
@@ -1106,6 +1105,7 @@ fn checkpoint_interval(s: &Settings) -> Option<Interval> {
     (s.iters >= 100_000).then_some(Interval::Every(s.iters / 100))
 }
 
+/// Trains (or continues) and evaluates one job, and writes its result.
 fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
     let s = ctx.settings;
     let out = &ctx.args.out;
