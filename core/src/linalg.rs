@@ -272,6 +272,9 @@ pub fn gemm_tn<R1, C1, S1, R2, C2, S2, R3, C3, S3>(
 const AFFINE_MR: usize = 32;
 /// Columns of C per register tile of [`affine_unpacked`].
 const AFFINE_NR: usize = 8;
+/// The wider tile of [`affine_unpacked`], used when it divides the number of columns: 20
+/// accumulators of 16 lanes, which AVX-512's 32 registers hold.
+const AFFINE_NR_WIDE: usize = 10;
 
 /// `C ← A·op(B) + 1·biasᵀ` (every row of C gets `bias` added) without packing either operand:
 /// the product of block-Gibbs sweeps, `Z1·W + b` and `Z2·Wᵀ + a` (GB Eq. 4), repeated hundreds
@@ -424,18 +427,45 @@ fn affine_row_block<const MR: usize>(
 ) {
     let n = ops.n;
     let mut j0 = 0;
+    // Every element is the same chain of fused multiply-adds over `l` whatever the tile that
+    // computes it, so the tile widths are free: ten columns when they divide n (the RBM sides
+    // of the paper's models, 100 and 200), else eight, then four, then one at a time.
+    if n.is_multiple_of(AFFINE_NR_WIDE) {
+        while j0 + AFFINE_NR_WIDE <= n {
+            let t = affine_tile::<MR, AFFINE_NR_WIDE>(ops, a, lda, j0);
+            store_tile(&t, c, m, i0, rows, j0);
+            j0 += AFFINE_NR_WIDE;
+        }
+    }
     while j0 + AFFINE_NR <= n {
         let t = affine_tile::<MR, AFFINE_NR>(ops, a, lda, j0);
-        for (jj, col) in t.iter().enumerate() {
-            let o = (j0 + jj) * m + i0;
-            c[o..o + rows].copy_from_slice(&col[..rows]);
-        }
+        store_tile(&t, c, m, i0, rows, j0);
         j0 += AFFINE_NR;
+    }
+    if j0 + 4 <= n {
+        let t = affine_tile::<MR, 4>(ops, a, lda, j0);
+        store_tile(&t, c, m, i0, rows, j0);
+        j0 += 4;
     }
     for j in j0..n {
         let t = affine_tile::<MR, 1>(ops, a, lda, j);
-        let o = j * m + i0;
-        c[o..o + rows].copy_from_slice(&t[0][..rows]);
+        store_tile(&t, c, m, i0, rows, j);
+    }
+}
+
+/// Writes the first `rows` rows of tile `t` to C (`[m, n]`) at rows `i0..`, columns `j0..`.
+#[inline(always)]
+fn store_tile<const MR: usize, const NR: usize>(
+    t: &[[f32; MR]; NR],
+    c: &mut [f32],
+    m: usize,
+    i0: usize,
+    rows: usize,
+    j0: usize,
+) {
+    for (jj, col) in t.iter().enumerate() {
+        let o = (j0 + jj) * m + i0;
+        c[o..o + rows].copy_from_slice(&col[..rows]);
     }
 }
 

@@ -6,7 +6,7 @@
 //! run time, bit-identical) and core's f32 `exp`/`softplus` kernels.
 
 use gumbolt_core::numerics::{exp_approx, softplus_approx as softplus_f32};
-use gumbolt_core::rng::{StreamRng, fill_uniform};
+use gumbolt_core::rng::{StreamRng, fill_words, uniforms_from_words};
 
 /// Rows per block of the f32 row accumulators.
 const ROW_CHUNK: usize = 256;
@@ -39,6 +39,13 @@ gumbolt_core::multiversion! {
     ) {
         let rows = beta.len();
         if rows == 0 {
+            return;
+        }
+        if base.is_none() && beta.iter().all(|&b| b == 1.0) {
+            // Plain Gibbs (every β = 1, so β·l = l exactly): one loop over the whole block.
+            for ((o, &l), &u) in out.iter_mut().zip(logits).zip(uniforms) {
+                *o = bernoulli(l, u);
+            }
             return;
         }
         let cols = out.len() / rows;
@@ -197,11 +204,53 @@ pub(crate) fn fill_uniform_block(
     }
     debug_assert_eq!(groups.iter().sum::<usize>(), rows);
     debug_assert_eq!(rngs.len(), groups.len());
-    for col in out.chunks_exact_mut(rows) {
-        let mut start = 0;
-        for (rng, &len) in rngs.iter_mut().zip(groups) {
-            fill_uniform(rng, &mut col[start..start + len]);
-            start += len;
+    let cols = out.len() / rows;
+    // Each stream's draws, column after column, in a tight loop over a buffer of words, then
+    // one vectorised conversion of the buffer: the same values as drawing column by column.
+    let mut words = [0u64; WORD_BUFFER];
+    let mut start = 0;
+    for (rng, &len) in rngs.iter_mut().zip(groups) {
+        if len == 0 {
+            continue;
+        }
+        let per_col = len.div_ceil(2);
+        assert!(
+            per_col <= WORD_BUFFER,
+            "fill_uniform_block: a stream group of {len} rows is longer than the word buffer"
+        );
+        let cols_per_fill = WORD_BUFFER / per_col;
+        let mut col = 0;
+        while col < cols {
+            let n = cols_per_fill.min(cols - col);
+            let used = &mut words[..n * per_col];
+            fill_words(rng, used);
+            columns_from_words(
+                used,
+                per_col,
+                (rows, start, len),
+                &mut out[col * rows..(col + n) * rows],
+            );
+            col += n;
+        }
+        start += len;
+    }
+}
+
+/// Words in the buffer of [`fill_uniform_block`] (4 KiB).
+const WORD_BUFFER: usize = 512;
+
+gumbolt_core::multiversion! {
+    /// The uniforms of rows `start..start + len` of every column of `out` (`[rows, ·]`,
+    /// column-major) from `per_col` consecutive words per column.
+    fn columns_from_words(
+        words: &[u64],
+        per_col: usize,
+        place: (usize, usize, usize),
+        out: &mut [f32],
+    ) {
+        let (rows, start, len) = place;
+        for (w, col) in words.chunks_exact(per_col).zip(out.chunks_exact_mut(rows)) {
+            uniforms_from_words(w, &mut col[start..start + len]);
         }
     }
 }
@@ -222,6 +271,7 @@ pub(crate) fn streams_for(rows: usize) -> usize {
 mod tests {
     use super::*;
     use gumbolt_core::numerics::{sigmoid, softplus};
+    use gumbolt_core::rng::fill_uniform;
 
     #[test]
     fn fast_softplus_is_accurate() {
@@ -278,5 +328,34 @@ mod tests {
         let mut col = vec![0.0f32; CHAINS_PER_STREAM];
         fill_uniform(&mut s, &mut col);
         assert_eq!(out[40], col[40 - CHAINS_PER_STREAM]);
+    }
+
+    #[test]
+    fn uniform_blocks_equal_column_by_column_draws() {
+        // Groups of even and odd lengths, and more columns than one word buffer holds.
+        for rows in [1usize, 5, 37, 70, 100] {
+            let groups = uniform_groups(rows, CHAINS_PER_STREAM);
+            let cols = 3 * WORD_BUFFER / 16 + 7;
+            let mut a = gumbolt_core::rng::streams(9, groups.len());
+            let mut out = vec![0.0f32; rows * cols];
+            fill_uniform_block(&mut a, &groups, rows, &mut out);
+            let mut b = gumbolt_core::rng::streams(9, groups.len());
+            let mut want = vec![0.0f32; rows * cols];
+            for col in want.chunks_exact_mut(rows) {
+                let mut start = 0;
+                for (rng, &len) in b.iter_mut().zip(&groups) {
+                    fill_uniform(rng, &mut col[start..start + len]);
+                    start += len;
+                }
+            }
+            assert_eq!(out, want, "rows {rows}");
+            // The streams end in the same state.
+            for (x, y) in a.iter_mut().zip(b.iter_mut()) {
+                let (mut wx, mut wy) = ([0u64; 1], [0u64; 1]);
+                fill_words(x, &mut wx);
+                fill_words(y, &mut wy);
+                assert_eq!(wx, wy);
+            }
+        }
     }
 }
