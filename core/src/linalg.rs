@@ -640,6 +640,8 @@ mod tests {
             (32, 100, 100),
             (100, 200, 200),
             (45, 17, 8),
+            (20, 11, 14),
+            (33, 6, 30),
         ] {
             let state = DMatrix::from_vec(m, k + 3, lcg(m * (k + 3), m as u32));
             let z = state.columns(2, k);

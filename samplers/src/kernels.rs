@@ -358,4 +358,28 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn plain_gibbs_draws_equal_the_per_column_draws() {
+        // Every β = 1 with no base field takes the whole-block loop; a base field of zero
+        // takes the per-column loop (β·l + 0·0 = l), which must draw the same units.
+        let (rows, cols) = (37, 9);
+        let logits: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919) % 97) as f32 / 8.0 - 6.0)
+            .collect();
+        let uniforms: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i * 104_729) % 1000) as f32 + 0.5) / 1000.0)
+            .collect();
+        let ones = vec![1.0f32; rows];
+        let mut fast = vec![9.0f32; rows * cols];
+        sample_block(&logits, &ones, None, &uniforms, &mut fast);
+        let zero_base = vec![0.0f32; cols];
+        let mut general = vec![9.0f32; rows * cols];
+        sample_block(&logits, &ones, Some(&zero_base), &uniforms, &mut general);
+        assert_eq!(fast, general);
+        for ((&o, &l), &u) in fast.iter().zip(&logits).zip(&uniforms) {
+            assert_eq!(o, bernoulli(l, u));
+        }
+        assert!(fast.contains(&0.0) && fast.contains(&1.0));
+    }
 }
