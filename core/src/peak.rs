@@ -136,6 +136,76 @@ pub fn f32_fma_peak(seconds: f64) -> FmaPeak {
     }
 }
 
+/// The f32 FMA rate that `threads` threads sustain together, as measured by
+/// [`f32_fma_sustained`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SustainedFma {
+    /// Total GFLOP/s of all threads: their FLOP over the wall time from the common start to
+    /// the last thread's end.
+    pub gflops: f64,
+    /// Repetitions of the FMA loop each thread completed (at least one).
+    pub reps_per_thread: Vec<u64>,
+}
+
+/// Measures the f32 FMA rate that `threads` threads sustain when they all run the loop of
+/// [`f32_fma_peak`] at once for about `seconds` (released together by a barrier; the total
+/// FLOP over the whole wall time, not the best repetition).
+///
+/// [`f32_fma_peak`] times one thread alone and keeps its best repetition: the core's burst
+/// rate. On a machine whose cores share execution units or a power or time budget (SMT
+/// siblings, a virtual machine's vCPUs on a busy host, an all-core turbo below the one-core
+/// turbo) `threads` × that rate overstates what a multi-threaded kernel can reach; this
+/// function measures what it can. With `threads = 1` it is the sustained rate of one thread.
+///
+/// ```
+/// let s = gumbolt_core::peak::f32_fma_sustained(2, 0.01);
+/// assert!(s.gflops > 0.0 && s.reps_per_thread.len() == 2);
+/// assert!(s.reps_per_thread.iter().all(|&r| r >= 1));
+/// ```
+pub fn f32_fma_sustained(threads: usize, seconds: f64) -> SustainedFma {
+    let threads = threads.max(1);
+    let (m, a) = (0.999_f32, 0.001_f32);
+    // Repetitions of about 1 ms, so that the end of the window is met closely.
+    let mut iters = 1u64 << 10;
+    let (_, lanes, _) = fma_rounds(iters, m, a);
+    loop {
+        let t = Instant::now();
+        black_box(fma_rounds(black_box(iters), m, a));
+        if t.elapsed().as_secs_f64() >= 0.001 || iters >= 1 << 34 {
+            break;
+        }
+        iters *= 2;
+    }
+    let flop_per_rep = 2.0 * (CHAINS * lanes) as f64 * iters as f64;
+    let barrier = std::sync::Barrier::new(threads);
+    let (reps, elapsed): (Vec<u64>, Vec<f64>) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut reps = 0u64;
+                    while reps == 0 || start.elapsed().as_secs_f64() < seconds {
+                        black_box(fma_rounds(black_box(iters), m, a));
+                        reps += 1;
+                    }
+                    (reps, start.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("the FMA loop does not panic"))
+            .unzip()
+    });
+    let wall = elapsed.iter().copied().fold(0.0, f64::max);
+    let total_reps: u64 = reps.iter().sum();
+    SustainedFma {
+        gflops: flop_per_rep * total_reps as f64 / wall * 1e-9,
+        reps_per_thread: reps,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

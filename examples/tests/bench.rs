@@ -41,6 +41,20 @@ fn bench_json_phases_fit_in_the_total() {
     assert_eq!(v["peak_gflops_threads_f32"].as_f64(), Some(peak));
     let fraction = v["fraction_of_peak"].as_f64().unwrap();
     assert!(fraction > 0.0 && fraction < 1.0, "{fraction} of {peak}");
+    // The sustained rate is an average over 0.25 s where the peak is the best 5 ms repetition:
+    // it cannot exceed the peak by more than the clock's drift between the two measurements.
+    let one = v["sustained_gflops_one_thread_f32"].as_f64().unwrap();
+    let all = v["sustained_gflops_threads_f32"].as_f64().unwrap();
+    assert!(
+        one > 0.0 && one < 1.5 * peak,
+        "sustained {one} vs peak {peak}"
+    );
+    assert!(
+        all > 0.0 && all < 1.5 * peak,
+        "one thread: {all} vs peak {peak}"
+    );
+    let fs = v["fraction_of_sustained"].as_f64().unwrap();
+    assert!(fs > 0.0 && fs.is_finite(), "{fs}");
     let median = v["sec_per_iter"].as_f64().unwrap();
     let mean = v["sec_per_iter_mean"].as_f64().unwrap();
     assert!(median > 0.0 && mean > 0.0);
