@@ -263,6 +263,13 @@ fn gemm(c: &mut Criterion) {
         g.bench_function(format!("nn_{m}x{k}x{n}"), |bch| {
             bch.iter(|| matmul_nn(black_box(&a), black_box(&b), &mut out))
         });
+        if m >= 2000 {
+            // The same product through matrixmultiply directly, the yardstick of the packed
+            // AVX-512 GEMM that `matmul_nn` picks for these shapes on AVX-512 CPUs.
+            g.bench_function(format!("matrixmultiply_nn_{m}x{k}x{n}"), |bch| {
+                bch.iter(|| raw_matrixmultiply(black_box(&a), black_box(&b), false, &mut out))
+            });
+        }
     }
     // Weight gradient `dW ← Xᵀ·dY + dW` (`gemm_tn`): X: [rows, n_in], dY: [rows, n_out], so
     // the product is `[n_in, rows]·[rows, n_out]`.
@@ -282,7 +289,40 @@ fn gemm(c: &mut Criterion) {
     g.bench_function(format!("nt_{rows}x{n_out}x{n_in}"), |bch| {
         bch.iter(|| matmul_nt(black_box(&dy), black_box(&w), &mut dx))
     });
+    g.bench_function(format!("matrixmultiply_nt_{rows}x{n_out}x{n_in}"), |bch| {
+        bch.iter(|| raw_matrixmultiply(black_box(&dy), black_box(&w), true, &mut dx))
+    });
     g.finish();
+}
+
+/// `C ← A·op(B)` through `matrixmultiply::sgemm` directly (column-major operands).
+fn raw_matrixmultiply(a: &Mat, b: &Mat, transpose_b: bool, c: &mut Mat) {
+    let (m, k) = a.shape();
+    let n = c.ncols();
+    let (rsb, csb) = if transpose_b {
+        (b.nrows() as isize, 1)
+    } else {
+        (1, b.nrows() as isize)
+    };
+    // SAFETY: A is m×k, op(B) is k×n and C is m×n, all column-major and owned; C is distinct.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            1,
+            m as isize,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            1,
+            m as isize,
+        )
+    };
 }
 
 /// The block-Gibbs logits `Z·W + b` and `Z·Wᵀ + a` on C chains: `matmul_nn`/`matmul_nt` plus

@@ -9,6 +9,9 @@
 
 use nalgebra::{Dim, Matrix, RawStorage, RawStorageMut};
 
+#[cfg(target_arch = "x86_64")]
+mod packed;
+
 /// Whether an operand enters the product as it is or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -30,7 +33,9 @@ fn dims<R: Dim, C: Dim, S: RawStorage<f32, R, C>>(
     }
 }
 
-/// `C ← α·op(A)·op(B) + β·C` through `matrixmultiply::sgemm`.
+/// `C ← α·op(A)·op(B) + β·C` through `matrixmultiply::sgemm`, or, for large products on
+/// AVX-512 CPUs, a packed GEMM with a wider register tile that computes every element the
+/// same way (bit-identical for the α = ±1 of the toolkit's products; see the `packed` module).
 ///
 /// # Panics
 /// If the shapes of `op(A)`, `op(B)` and `C` are inconsistent (a programming error).
@@ -85,6 +90,7 @@ pub fn gemm<R1, C1, S1, R2, C2, S2, R3, C3, S3>(
         return;
     }
     let op = RawGemm {
+        packed: use_packed(m, k, n, rsa, rsc as isize),
         m,
         k,
         n,
@@ -110,8 +116,9 @@ pub fn gemm<R1, C1, S1, R2, C2, S2, R3, C3, S3>(
 /// cost of handing a part to another thread (and of packing an operand twice) outweighs it.
 pub const PARALLEL_GEMM_MIN_FLOP: usize = 12_000_000;
 
-/// Rows or columns of C per part are multiples of this (whole micro-kernel tiles).
-const SPLIT_ALIGN: usize = 32;
+/// Rows or columns of C per part are multiples of this (whole register tiles of both
+/// matrixmultiply's 16×16 and the packed GEMM's 48×8).
+const SPLIT_ALIGN: usize = 48;
 
 /// Into how many parts [`gemm`] splits an `m×k·k×n` product: 1 unless the calling thread is a
 /// worker of a rayon thread pool with several threads, then up to the pool's size, each part
@@ -130,9 +137,25 @@ fn parallel_parts(m: usize, k: usize, n: usize) -> usize {
     threads.min(by_size).min(by_dim).max(1)
 }
 
+/// Whether [`gemm`] runs the whole product (every part of a split alike) through the packed
+/// AVX-512 GEMM rather than matrixmultiply.
+fn use_packed(m: usize, k: usize, n: usize, rsa: isize, rsc: isize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        packed::preferred(m, k, n, rsa, rsc)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, k, n, rsa, rsc);
+        false
+    }
+}
+
 /// A GEMM on raw pointers (the arguments of `matrixmultiply::sgemm`).
 #[derive(Clone, Copy)]
 struct RawGemm {
+    /// Through the packed AVX-512 GEMM (decided once for the whole product).
+    packed: bool,
     m: usize,
     k: usize,
     n: usize,
@@ -166,6 +189,18 @@ impl RawGemm {
     /// aliasing A or B.
     unsafe fn run(self, parts: usize) {
         if parts <= 1 {
+            #[cfg(target_arch = "x86_64")]
+            if self.packed {
+                // SAFETY: the caller's contract; `packed` is only set when the CPU has
+                // AVX-512 F and m, k, n are positive.
+                unsafe {
+                    packed::sgemm(
+                        self.m, self.k, self.n, self.alpha, self.a, self.rsa, self.csa, self.b,
+                        self.rsb, self.csb, self.beta, self.c, self.rsc, self.csc,
+                    );
+                }
+                return;
+            }
             // SAFETY: the caller's contract.
             unsafe {
                 matrixmultiply::sgemm(
@@ -627,6 +662,109 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Runs `C ← α·op(A)·op(B) + β·C` through matrixmultiply directly, C in `c` with strides
+    /// `(rsc, csc)`.
+    fn reference_sgemm(
+        alpha: f32,
+        (a, oa): (&DMatrix<f32>, Op),
+        (b, ob): (&DMatrix<f32>, Op),
+        beta: f32,
+        c: &mut [f32],
+        (rsc, csc): (usize, usize),
+    ) {
+        let (m, k, rsa, csa) = dims(a, oa);
+        let (k2, n, rsb, csb) = dims(b, ob);
+        assert!(k == k2 && c.len() == m * n && ((rsc, csc) == (1, m) || (rsc, csc) == (n, 1)));
+        // SAFETY: the shapes are consistent (asserted) and C is a distinct buffer of m·n.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                beta,
+                c.as_mut_ptr(),
+                rsc as isize,
+                csc as isize,
+            )
+        };
+    }
+
+    /// Whatever path [`gemm`] takes (the packed AVX-512 GEMM on the large shapes of an AVX-512
+    /// CPU, matrixmultiply otherwise), the toolkit's products (α = ±1, β ∈ {0, 1}) give the
+    /// same bits as matrixmultiply: the networks' shapes, several blocks of the inner
+    /// dimension, rows and columns that leave partial tiles, every transpose, and a row-major
+    /// C (through a transposed view).
+    #[test]
+    fn gemm_is_bit_identical_to_matrixmultiply() {
+        let shapes = [
+            (2000, 200, 784),
+            (2000, 784, 200),
+            (1000, 200, 200),
+            (203, 517, 333),
+            (130, 1030, 9),
+            (97, 300, 50),
+        ];
+        let mut packed_taken = 0;
+        for (si, &(m, k, n)) in shapes.iter().enumerate() {
+            let a = DMatrix::from_vec(m, k, lcg(m * k, 60 + si as u32));
+            let b = DMatrix::from_vec(k, n, lcg(k * n, 70 + si as u32));
+            let c0 = DMatrix::from_vec(m, n, lcg(m * n, 80 + si as u32));
+            let (at, bt) = (a.transpose(), b.transpose());
+            for (aa, oa) in [(&a, Op::N), (&at, Op::T)] {
+                for (bb, ob) in [(&b, Op::N), (&bt, Op::T)] {
+                    let (_, _, rsa, _) = dims(aa, oa);
+                    packed_taken += usize::from(use_packed(m, k, n, rsa, 1));
+                    for (alpha, beta) in [(1.0f32, 0.0f32), (1.0, 1.0), (-1.0, 0.0), (-1.0, 1.0)] {
+                        let mut want = c0.clone();
+                        reference_sgemm(
+                            alpha,
+                            (aa, oa),
+                            (bb, ob),
+                            beta,
+                            want.as_mut_slice(),
+                            (1, m),
+                        );
+                        let mut got = c0.clone();
+                        gemm(alpha, aa, oa, bb, ob, beta, &mut got);
+                        let same = want
+                            .iter()
+                            .zip(got.iter())
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{m}x{k}x{n} {oa:?}{ob:?} α={alpha} β={beta}");
+                        // Row-major C (unit column stride), as a strided view.
+                        let mut want_r = c0.as_slice().to_vec();
+                        reference_sgemm(alpha, (aa, oa), (bb, ob), beta, &mut want_r, (n, 1));
+                        let mut got_r = c0.as_slice().to_vec();
+                        {
+                            let mut view = nalgebra::DMatrixViewMut::from_slice_with_strides_mut(
+                                &mut got_r, m, n, n, 1,
+                            );
+                            gemm(alpha, aa, oa, bb, ob, beta, &mut view);
+                        }
+                        let same = want_r
+                            .iter()
+                            .zip(got_r.iter())
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(
+                            same,
+                            "row-major C {m}x{k}x{n} {oa:?}{ob:?} α={alpha} β={beta}"
+                        );
+                    }
+                }
+            }
+        }
+        if crate::numerics::simd_path() == "avx512" {
+            assert!(packed_taken > 0, "no shape took the packed GEMM");
         }
     }
 
