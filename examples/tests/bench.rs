@@ -85,6 +85,15 @@ fn bench_json_phases_fit_in_the_total() {
     assert!((pcd - 8e-4).abs() < 1e-12, "{pcd}");
     assert!(v["gflops"].as_f64().unwrap() > 0.0);
     assert!(v["flop_formulas"]["negative_phase"].is_string());
+    // The host's load over the timed iterations: fractions of all CPU time (Linux only; the
+    // window is short, so it may also be null when no clock tick passed).
+    if cfg!(target_os = "linux") && !v["host"].is_null() {
+        let steal = v["host"]["steal_fraction"].as_f64().unwrap();
+        let others = v["host"]["other_processes_fraction"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&steal), "{steal}");
+        assert!((0.0..=1.0).contains(&others), "{others}");
+        assert!(steal + others <= 1.0 + 1e-12, "{steal} + {others}");
+    }
 }
 
 #[test]

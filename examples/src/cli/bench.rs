@@ -46,7 +46,9 @@ const SUSTAINED_SECONDS: f64 = 0.25;
 /// f32 peak, measured first (0.1 s of independent FMA chains on the kernels' widest SIMD
 /// path, times the threads), and against the rate the threads sustain together (0.25 s of
 /// the same loop on one thread, then on all threads at once: on SMT siblings or the vCPUs of
-/// a busy host this is well below the peak times the threads). FLOP counts: PCD 2·2·C·S·n1·n2 per iteration; a dense
+/// a busy host this is well below the peak times the threads), with the host's load over the
+/// timed iterations (the share of CPU time the hypervisor stole and other processes used, from
+/// /proc/stat). FLOP counts: PCD 2·2·C·S·n1·n2 per iteration; a dense
 /// layer 2·rows·in·out forward and twice that backward; prior terms 8·B·k·n1·n2 (also in
 /// the JSON's `flop_formulas`). --threads T runs each step on T threads as `gumbolt train`
 /// does (default: all cores); the phase times are those of the thread that runs the
@@ -179,6 +181,10 @@ struct BenchResult {
     thread_scaling_f32: f64,
     /// `gflops / sustained_gflops_threads_f32`.
     fraction_of_sustained: f64,
+    /// Over the timed iterations: the fraction of all CPU time the hypervisor stole and the
+    /// fraction other processes used (Linux `/proc/stat`; absent elsewhere). A busy host
+    /// shows here rather than as an unexplained slow figure.
+    host: Option<super::hostload::HostLoad>,
     flop_formulas: Formulas,
 }
 
@@ -294,9 +300,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     }
     state.set_phase_timing(true);
     let mut secs = Vec::with_capacity(args.iters);
+    let window = super::hostload::Window::start();
     for it in args.warmup..args.warmup + args.iters {
         secs.push(step(&mut model, &mut state, it)?);
     }
+    let host = window.finish();
     let times: PhaseTimes = *state.phase_times().expect("timing is on");
     let iters = args.iters as f64;
     let mean = secs.iter().sum::<f64>() / iters;
@@ -352,6 +360,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         sustained_gflops_threads_f32: sustained_all,
         thread_scaling_f32: sustained_all / sustained_one,
         fraction_of_sustained: gflop / med / sustained_all,
+        host,
         flop_formulas: Formulas {
             negative_phase: "2*2*C*S*n1*n2 (C chains, S sweeps, two block updates per sweep)",
             dense_layer: "2*rows*in*out forward + 2*(2*rows*in*out) backward; encoder layer 1 \
@@ -382,6 +391,7 @@ fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<
         if r.threads == 1 { "" } else { "s" }
     )?;
     writeln!(w, "CPU: {} ({} kernels)", r.cpu_model, r.simd_path)?;
+    writeln!(w, "{}", super::hostload::describe(r.host))?;
     writeln!(
         w,
         "drift: first third {:.4}, last third {:.4} (median s/iteration, {:+.1} %)",

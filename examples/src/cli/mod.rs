@@ -5,6 +5,7 @@
 //! [`clap::Error`] built by [`usage_error`], which `main` turns into exit code 2.
 
 mod dataset;
+mod hostload;
 mod manifest;
 mod prior_arg;
 mod progress;

@@ -1014,6 +1014,9 @@ pub(crate) struct TrainSummary {
     metrics: String,
     learning_curves: Option<String>,
     matmul_threads: Option<String>,
+    /// Over this invocation's training (steps and monitoring): the fraction of all CPU time
+    /// the hypervisor stole and the fraction other processes used (Linux only).
+    host: Option<super::hostload::HostLoad>,
 }
 
 #[derive(Debug, Serialize)]
@@ -1165,6 +1168,8 @@ impl Session<'_> {
         let mut write_error: Option<std::io::Error> = None;
         let mut monitor_seconds = 0.0;
         let mut last_loss = f64::NAN;
+        // The host's load since the previous monitoring record, shown beside its ms/it.
+        let mut interval = super::hostload::Window::start();
         let mut observer = |e: TrainEvent<'_>| match e {
             TrainEvent::Step(s) => {
                 last_loss = s.parts.loss;
@@ -1181,12 +1186,16 @@ impl Session<'_> {
                 {
                     write_error.get_or_insert(e);
                 }
-                bar.note(&record_line(r));
+                let load = interval.finish();
+                interval = super::hostload::Window::start();
+                bar.note(&format!("{}{}", record_line(r), super::hostload::brief(load)));
                 bar.set_message(format!("loss {last_loss:.2}"));
             }
             TrainEvent::Checkpoint(_) => {}
         };
+        let window = super::hostload::Window::start();
         let result = trainer.run(until, &mut observer);
+        let host = window.finish();
         bar.finish();
         drop(metrics);
         if let Some(e) = write_error {
@@ -1243,6 +1252,7 @@ impl Session<'_> {
             metrics: metrics_path.display().to_string(),
             learning_curves: curves.map(|p| p.display().to_string()),
             matmul_threads: std::env::var("MATMUL_NUM_THREADS").ok(),
+            host,
         };
         rundir::write_json_atomic(&self.dir.file(SUMMARY), &out)?;
         if !args.quiet {
@@ -1252,10 +1262,11 @@ impl Session<'_> {
                 format!("stopped at iteration {end} of {total}; continue with --resume")
             };
             eprintln!(
-                "{state}: training time {} ({} per iteration, median)",
+                "{state}: training time {} ({} per iteration, median); {}",
                 hms(out.train_seconds),
                 out.sec_per_iter
-                    .map_or("–".into(), |s| format!("{:.1} ms", 1e3 * s))
+                    .map_or("–".into(), |s| format!("{:.1} ms", 1e3 * s)),
+                super::hostload::describe(out.host)
             );
         }
         Ok(out)
