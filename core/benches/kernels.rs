@@ -38,7 +38,9 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use gumbolt_core::Mat;
-use gumbolt_core::linalg::{Op, add_row_vector, affine_unpacked, gemm_tn, matmul_nn, matmul_nt};
+use gumbolt_core::linalg::{
+    Op, Precision, ProductPrecision, add_row_vector, affine_unpacked, gemm_tn, matmul_nn, matmul_nt,
+};
 use gumbolt_core::numerics::{
     LogSumExp, exp_approx, exp_inplace, log_sum_exp, sigmoid, sigmoid_approx, sigmoid_inplace,
     sigmoid_scaled, softplus, softplus_approx, softplus_inplace, softplus_sigmoid_approx,
@@ -292,6 +294,25 @@ fn gemm(c: &mut Criterion) {
     g.bench_function(format!("matrixmultiply_nt_{rows}x{n_out}x{n_in}"), |bch| {
         bch.iter(|| raw_matrixmultiply(black_box(&dy), black_box(&w), true, &mut dx))
     });
+    if Precision::bf16_available() {
+        // The same three products with bf16 operands on AMX (`Precision::Bf16`), packing
+        // (rounding) of both operands included.
+        let _bf16 = ProductPrecision::enter(Precision::Bf16);
+        let a = matrix(rows, n_in, 1);
+        let mut out = Mat::zeros(rows, n_out);
+        g.throughput(Throughput::Elements(flop(rows, n_in, n_out)));
+        g.bench_function(format!("bf16_nn_{rows}x{n_in}x{n_out}"), |bch| {
+            bch.iter(|| matmul_nn(black_box(&a), black_box(&w), &mut out))
+        });
+        g.throughput(Throughput::Elements(flop(n_in, rows, n_out)));
+        g.bench_function(format!("bf16_tn_{n_in}x{rows}x{n_out}"), |bch| {
+            bch.iter(|| gemm_tn(1.0, black_box(&x), black_box(&dy), 1.0, &mut dw))
+        });
+        g.throughput(Throughput::Elements(flop(rows, n_out, n_in)));
+        g.bench_function(format!("bf16_nt_{rows}x{n_out}x{n_in}"), |bch| {
+            bch.iter(|| matmul_nt(black_box(&dy), black_box(&w), &mut dx))
+        });
+    }
     g.finish();
 }
 

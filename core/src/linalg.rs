@@ -10,7 +10,119 @@
 use nalgebra::{Dim, Matrix, RawStorage, RawStorageMut};
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod packed;
+
+/// The arithmetic of [`gemm`]'s products on the calling thread (see [`ProductPrecision`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 operands, f32 fused multiply-adds (the default; results identical on every CPU
+    /// with the same vector width).
+    #[default]
+    F32,
+    /// Operands rounded to bf16 (8 significant bits), products and sums in f32, on CPUs with
+    /// AMX-BF16 (Intel Xeon Sapphire Rapids and later) for products of at least 16×16 and
+    /// about a megaflop; f32 elsewhere. Results then depend on the CPU.
+    Bf16,
+}
+
+impl Precision {
+    /// The precision products actually get on this CPU when `self` is asked for: `Bf16` only
+    /// where the AMX-BF16 path runs ([`Precision::bf16_available`]).
+    pub fn effective(self) -> Precision {
+        match self {
+            Precision::Bf16 if Self::bf16_available() => Precision::Bf16,
+            _ => Precision::F32,
+        }
+    }
+
+    /// Whether this CPU and operating system run bf16 products on AMX.
+    pub fn bf16_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            amx::available()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("precision must be f32 or bf16, not {other:?}")),
+        }
+    }
+}
+
+thread_local! {
+    static PRODUCT_PRECISION: std::cell::Cell<Precision> = const { std::cell::Cell::new(Precision::F32) };
+}
+
+/// Sets the [`Precision`] of [`gemm`] (and the helpers built on it) on the current thread until
+/// the guard is dropped, e.g. around a network's training passes. The precision is read once
+/// per product on the thread that calls it; the parts of a product split over a pool's
+/// threads inherit it, and no other work sees it (it is cleared while a split product waits
+/// for its other part, when rayon may run an unrelated job on this thread).
+///
+/// ```
+/// use gumbolt_core::linalg::{matmul_nn, Precision, ProductPrecision};
+/// use nalgebra::DMatrix;
+/// let a = DMatrix::<f32>::from_element(128, 128, 1.0 / 3.0);
+/// let mut exact = DMatrix::<f32>::zeros(128, 128);
+/// matmul_nn(&a, &a, &mut exact);
+/// let mut c = DMatrix::<f32>::zeros(128, 128);
+/// {
+///     let _bf16 = ProductPrecision::enter(Precision::Bf16);
+///     matmul_nn(&a, &a, &mut c);
+/// }
+/// // bf16 keeps 8 significant bits of each operand: a relative error below 2⁻⁷.
+/// assert!(((c[(0, 0)] - exact[(0, 0)]) / exact[(0, 0)]).abs() < 1.0 / 128.0);
+/// assert_eq!(ProductPrecision::current(), Precision::F32);
+/// ```
+pub struct ProductPrecision {
+    previous: Precision,
+    // Thread-local state: the guard must be dropped on the thread that made it.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl ProductPrecision {
+    /// Uses `precision` for this thread's products until the guard is dropped.
+    pub fn enter(precision: Precision) -> Self {
+        let previous = PRODUCT_PRECISION.with(|p| p.replace(precision));
+        Self {
+            previous,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// The precision of this thread's products now.
+    pub fn current() -> Precision {
+        PRODUCT_PRECISION.with(|p| p.get())
+    }
+}
+
+impl Drop for ProductPrecision {
+    fn drop(&mut self) {
+        PRODUCT_PRECISION.with(|p| p.set(self.previous));
+    }
+}
 
 /// Whether an operand enters the product as it is or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +202,7 @@ pub fn gemm<R1, C1, S1, R2, C2, S2, R3, C3, S3>(
         return;
     }
     let op = RawGemm {
-        packed: use_packed(m, k, n, rsa, rsc as isize),
+        kernel: choose_kernel(m, k, n, rsa, rsc as isize, csc as isize),
         m,
         k,
         n,
@@ -137,25 +249,41 @@ fn parallel_parts(m: usize, k: usize, n: usize) -> usize {
     threads.min(by_size).min(by_dim).max(1)
 }
 
-/// Whether [`gemm`] runs the whole product (every part of a split alike) through the packed
-/// AVX-512 GEMM rather than matrixmultiply.
-fn use_packed(m: usize, k: usize, n: usize, rsa: isize, rsc: isize) -> bool {
+/// The kernel that computes a whole product (every part of a split alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// `matrixmultiply::sgemm`.
+    Matrixmultiply,
+    /// The packed AVX-512 f32 GEMM (bit-identical to matrixmultiply).
+    Packed,
+    /// bf16 operands on AMX ([`Precision::Bf16`]).
+    Amx,
+}
+
+/// The kernel of [`gemm`] for this shape and the calling thread's [`Precision`].
+fn choose_kernel(m: usize, k: usize, n: usize, rsa: isize, rsc: isize, csc: isize) -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
-        packed::preferred(m, k, n, rsa, rsc)
+        if ProductPrecision::current() == Precision::Bf16 && amx::preferred(m, k, n, rsc, csc) {
+            return Kernel::Amx;
+        }
+        if packed::preferred(m, k, n, rsa, rsc) {
+            return Kernel::Packed;
+        }
+        Kernel::Matrixmultiply
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (m, k, n, rsa, rsc);
-        false
+        let _ = (m, k, n, rsa, rsc, csc);
+        Kernel::Matrixmultiply
     }
 }
 
 /// A GEMM on raw pointers (the arguments of `matrixmultiply::sgemm`).
 #[derive(Clone, Copy)]
 struct RawGemm {
-    /// Through the packed AVX-512 GEMM (decided once for the whole product).
-    packed: bool,
+    /// The kernel (decided once for the whole product).
+    kernel: Kernel,
     m: usize,
     k: usize,
     n: usize,
@@ -190,7 +318,19 @@ impl RawGemm {
     unsafe fn run(self, parts: usize) {
         if parts <= 1 {
             #[cfg(target_arch = "x86_64")]
-            if self.packed {
+            if self.kernel == Kernel::Amx {
+                // SAFETY: the caller's contract; `Amx` is only chosen when the CPU runs AMX,
+                // m, k, n are positive and C is row- or column-major.
+                unsafe {
+                    amx::sgemm(
+                        self.m, self.k, self.n, self.alpha, self.a, self.rsa, self.csa, self.b,
+                        self.rsb, self.csb, self.beta, self.c, self.rsc, self.csc,
+                    );
+                }
+                return;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if self.kernel == Kernel::Packed {
                 // SAFETY: the caller's contract; `packed` is only set when the CPU has
                 // AVX-512 F and m, k, n are positive.
                 unsafe {
@@ -236,6 +376,9 @@ impl RawGemm {
                 second.c = self.c.offset(cut as isize * self.csc);
             }
         }
+        // While this thread waits for the other part it may run unrelated rayon jobs: they
+        // must not see this thread's product precision (the parts carry their kernel).
+        let _f32 = ProductPrecision::enter(Precision::F32);
         rayon::join(
             // SAFETY: disjoint blocks of C; the caller's contract for the rest.
             move || unsafe { first.run(left_parts) },
@@ -665,6 +808,190 @@ mod tests {
         }
     }
 
+    #[test]
+    fn bf16_rounding_is_to_nearest_even() {
+        use super::amx::{from_bf16, to_bf16};
+        assert_eq!(from_bf16(to_bf16(1.0)), 1.0);
+        // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: ties go to the even 1.
+        assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0);
+        // Just above halfway rounds up.
+        assert_eq!(
+            from_bf16(to_bf16(1.0 + 1.0 / 256.0 + 1.0 / 65536.0)),
+            1.0 + 1.0 / 128.0
+        );
+        // 1 + 3·2⁻⁸ is halfway between 1 + 2⁻⁷ (odd) and 1 + 2⁻⁶: up to the even one.
+        assert_eq!(from_bf16(to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 1.0 / 64.0);
+        assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
+        for x in lcg(1000, 77) {
+            let r = from_bf16(to_bf16(x));
+            assert!((r - x).abs() <= x.abs() / 256.0, "{x} -> {r}");
+        }
+    }
+
+    /// `α·op(A)·op(B) + β·C` in f64 from bf16-rounded operands, and `Σ|a||b|` per element.
+    fn bf16_reference(
+        alpha: f32,
+        a: &DMatrix<f32>,
+        b: &DMatrix<f32>,
+        beta: f32,
+        c0: &DMatrix<f32>,
+    ) -> (DMatrix<f64>, DMatrix<f64>) {
+        use super::amx::{from_bf16, to_bf16};
+        let r = |x: f32| from_bf16(to_bf16(x)) as f64;
+        let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+        let mut want = DMatrix::<f64>::zeros(m, n);
+        let mut mag = DMatrix::<f64>::zeros(m, n);
+        for j in 0..n {
+            for i in 0..m {
+                let (mut s, mut t) = (0.0, 0.0);
+                for l in 0..k {
+                    let p = r(a[(i, l)]) * r(b[(l, j)]);
+                    s += p;
+                    t += p.abs();
+                }
+                want[(i, j)] = alpha as f64 * s + beta as f64 * c0[(i, j)] as f64;
+                mag[(i, j)] = alpha.abs() as f64 * t + (beta as f64 * c0[(i, j)] as f64).abs();
+            }
+        }
+        (want, mag)
+    }
+
+    #[test]
+    fn bf16_products_match_the_rounded_operands_product() {
+        if !Precision::bf16_available() {
+            eprintln!("skipped: this CPU or kernel has no AMX-BF16");
+            return;
+        }
+        // The networks' shapes (forward, input gradient, weight gradient) and ragged edges.
+        let shapes = [
+            (2000, 200, 784),
+            (200, 2000, 784),
+            (100, 784, 200),
+            (137, 45, 170),
+        ];
+        for (si, &(m, k, n)) in shapes.iter().enumerate() {
+            let a = DMatrix::from_vec(m, k, lcg(m * k, 40 + si as u32));
+            let b = DMatrix::from_vec(k, n, lcg(k * n, 50 + si as u32));
+            let c0 = DMatrix::from_vec(m, n, lcg(m * n, 60 + si as u32));
+            let (at, bt) = (a.transpose(), b.transpose());
+            for &(alpha, beta) in &[(1.0f32, 0.0f32), (1.0, 1.0), (-0.5, 0.75)] {
+                let (want, mag) = bf16_reference(alpha, &a, &b, beta, &c0);
+                for (aa, oa) in [(&a, Op::N), (&at, Op::T)] {
+                    for (bb, ob) in [(&b, Op::N), (&bt, Op::T)] {
+                        for row_major_c in [false, true] {
+                            let got = if row_major_c {
+                                // C row-major: compute Cᵀ's storage through a transposed view.
+                                let mut ct = c0.transpose();
+                                let mut view =
+                                    nalgebra::DMatrixViewMut::from_slice_with_strides_mut(
+                                        ct.as_mut_slice(),
+                                        m,
+                                        n,
+                                        n,
+                                        1,
+                                    );
+                                let _p = ProductPrecision::enter(Precision::Bf16);
+                                gemm(alpha, aa, oa, bb, ob, beta, &mut view);
+                                drop(_p);
+                                ct.transpose()
+                            } else {
+                                let mut c = c0.clone();
+                                let _p = ProductPrecision::enter(Precision::Bf16);
+                                gemm(alpha, aa, oa, bb, ob, beta, &mut c);
+                                c
+                            };
+                            for j in 0..n {
+                                for i in 0..m {
+                                    // f32 accumulation of k terms: a few units of 2⁻²⁴ per
+                                    // term's magnitude.
+                                    let tol = 1e-6 * mag[(i, j)] * (k as f64).sqrt() + 1e-30;
+                                    let err = (got[(i, j)] as f64 - want[(i, j)]).abs();
+                                    assert!(
+                                        err <= tol,
+                                        "{m}x{k}x{n} {oa:?}{ob:?} α={alpha} β={beta} \
+                                         row-major C {row_major_c}: ({i},{j}) err {err} tol {tol}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_products_of_bf16_exact_integers_are_exact() {
+        // Small integers are exact in bf16 and their sums exact in f32: the bf16 product then
+        // equals the f32 one bit for bit, whatever the kernel.
+        let (m, k, n) = (300, 100, 130);
+        let ints = |len: usize, seed: u32| -> Vec<f32> {
+            lcg(len, seed)
+                .into_iter()
+                .map(|x| (x * 16.0).round())
+                .collect()
+        };
+        let a = DMatrix::from_vec(m, k, ints(m * k, 3));
+        let b = DMatrix::from_vec(k, n, ints(k * n, 4));
+        let mut want = DMatrix::zeros(m, n);
+        matmul_nn(&a, &b, &mut want);
+        let mut got = DMatrix::zeros(m, n);
+        {
+            let _p = ProductPrecision::enter(Precision::Bf16);
+            assert_eq!(ProductPrecision::current(), Precision::Bf16);
+            matmul_nn(&a, &b, &mut got);
+        }
+        assert_eq!(ProductPrecision::current(), Precision::F32);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn bf16_split_products_are_bit_identical_to_one_call() {
+        if !Precision::bf16_available() {
+            eprintln!("skipped: this CPU or kernel has no AMX-BF16");
+            return;
+        }
+        for (si, &(m, k, n)) in [(2000, 200, 784), (203, 517, 333), (61, 300, 2000)]
+            .iter()
+            .enumerate()
+        {
+            let a = DMatrix::from_vec(m, k, lcg(m * k, 70 + si as u32));
+            let b = DMatrix::from_vec(k, n, lcg(k * n, 80 + si as u32));
+            let c0 = DMatrix::from_vec(m, n, lcg(m * n, 90 + si as u32));
+            let at = a.transpose();
+            for (aa, oa) in [(&a, Op::N), (&at, Op::T)] {
+                for beta in [0.0f32, 1.0] {
+                    let mut want = c0.clone();
+                    {
+                        let _p = ProductPrecision::enter(Precision::Bf16);
+                        gemm(1.0, aa, oa, &b, Op::N, beta, &mut want);
+                    }
+                    let mut f32_result = c0.clone();
+                    gemm(1.0, aa, oa, &b, Op::N, beta, &mut f32_result);
+                    assert_ne!(want, f32_result, "the bf16 kernel ran");
+                    for threads in [2, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        let mut got = c0.clone();
+                        pool.install(|| {
+                            let _p = ProductPrecision::enter(Precision::Bf16);
+                            gemm(1.0, aa, oa, &b, Op::N, beta, &mut got);
+                        });
+                        let same = want
+                            .iter()
+                            .zip(got.iter())
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{m}x{k}x{n} {oa:?} β={beta} {threads} threads");
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs `C ← α·op(A)·op(B) + β·C` through matrixmultiply directly, C in `c` with strides
     /// `(rsc, csc)`.
     fn reference_sgemm(
@@ -723,7 +1050,8 @@ mod tests {
             for (aa, oa) in [(&a, Op::N), (&at, Op::T)] {
                 for (bb, ob) in [(&b, Op::N), (&bt, Op::T)] {
                     let (_, _, rsa, _) = dims(aa, oa);
-                    packed_taken += usize::from(use_packed(m, k, n, rsa, 1));
+                    packed_taken +=
+                        usize::from(choose_kernel(m, k, n, rsa, 1, m as isize) == Kernel::Packed);
                     for (alpha, beta) in [(1.0f32, 0.0f32), (1.0, 1.0), (-1.0, 0.0), (-1.0, 1.0)] {
                         let mut want = c0.clone();
                         reference_sgemm(

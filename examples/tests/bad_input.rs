@@ -75,6 +75,8 @@ const CASES: &[Case] = &[
     ("train-out-cannot-be-created", "train --out {tmp}/file/sub --iters 5", 1, &["--out", "file/sub", "cannot create the directory"]),
     ("train-out-holds-a-run", "train --out {run} --iters 5 --structure linear", 1, &["--out", "already holds a run", "--resume", "--force"]),
     ("train-resume-other-options", "train --resume --out {run} --k 3 --structure ~~", 2, &["--resume", "--k", "--structure", "the run has linear"]),
+    ("train-resume-other-products", "train --resume --out {run} --network-products bf16", 2, &["--resume", "--network-products", "the run has f32"]),
+    ("train-bad-products", "train --out {new} --iters 5 --network-products fp8", 2, &["--network-products", "precision must be f32 or bf16"]),
     ("train-resume-other-dataset", "train --resume --out {run} --dataset omniglot", 2, &["--resume", "--dataset omniglot differs"]),
     ("train-resume-no-checkpoint", "train --resume --out {tmp}/empty_dir", 1, &["--resume", "empty_dir", "no checkpoint"]),
     // ---- gumbolt train: MNIST files (--data-dir) -------------------------------------------------

@@ -36,6 +36,8 @@ fn bench_json_phases_fit_in_the_total() {
     assert_eq!(v["iters"], 3);
     assert_eq!(v["matmul_threads"], "1");
     assert_eq!(v["threads"], 1);
+    assert_eq!(v["network_products"], "f32");
+    assert_eq!(v["network_products_effective"], "f32");
     // The peak is measured on this core; the achieved rate cannot exceed it.
     let peak = v["peak_gflops_single_core_f32"].as_f64().unwrap();
     assert_eq!(v["peak_gflops_threads_f32"].as_f64(), Some(peak));
@@ -103,6 +105,7 @@ fn bench_rejects_bad_input() {
         "--structure linear --k 0 --iters 3",
         "--structure linear --k 1 --iters 3 --threads 0",
         "--structure bogus --k 1 --iters 3",
+        "--structure linear --k 1 --iters 3 --network-products f16",
     ] {
         let mut all = vec!["bench"];
         all.extend(args.split_whitespace());
@@ -112,4 +115,38 @@ fn bench_rejects_bad_input() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("error:"), "{args}: {stderr}");
     }
+}
+
+#[test]
+fn bench_reports_bf16_network_products_and_what_ran() {
+    let out = gumbolt(&[
+        "bench",
+        "--structure",
+        "nonlinear",
+        "--k",
+        "5",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--pcd-steps",
+        "2",
+        "--pcd-chains",
+        "10",
+        "--threads",
+        "1",
+        "--network-products",
+        "bf16",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["network_products"], "bf16");
+    let ran = v["network_products_effective"].as_str().unwrap();
+    assert!(ran == "bf16" || ran == "f32", "{ran}");
+    assert!(v["sec_per_iter"].as_f64().unwrap() > 0.0);
 }

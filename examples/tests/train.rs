@@ -76,6 +76,7 @@ fn train_eval_sample_end_to_end() {
     assert_eq!(s["final"]["iteration"].as_u64(), Some(20));
     assert!(num(&s["final"], "valid_discrete") < 0.0, "{s}");
     assert_eq!(s["matmul_threads"], "1");
+    assert_eq!(s["network_products"], "f32");
     for f in [
         "checkpoint.ckpt",
         "config.json",

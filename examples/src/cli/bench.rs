@@ -22,6 +22,7 @@ use super::{int_at_least, usage_error};
 use anyhow::{Context, Result};
 use clap::Args;
 use gumbolt_core::Mat;
+use gumbolt_core::linalg::Precision;
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, ModelError, PhaseTimes, Structure};
 use gumbolt_models::train::TrainState;
 use gumbolt_samplers::PcdConfig;
@@ -90,6 +91,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
+    /// Arithmetic of the networks' products, as `gumbolt train --network-products`
+    /// [default: f32].
+    #[arg(long, value_name = "P", value_parser = super::train::parse_precision)]
+    network_products: Option<Precision>,
+
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -145,6 +151,9 @@ struct BenchResult {
     threads: usize,
     /// MATMUL_NUM_THREADS (matrixmultiply's own threads; 1 unless set in the environment).
     matmul_threads: Option<String>,
+    /// `--network-products`, and what this CPU ran (bf16 only where AMX-BF16 runs).
+    network_products: Precision,
+    network_products_effective: Precision,
     /// Median seconds per training step.
     sec_per_iter: f64,
     /// Mean seconds per training step.
@@ -258,10 +267,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let sustained_all = gumbolt_core::peak::f32_fma_sustained(threads, SUSTAINED_SECONDS).gflops;
     let data = dataset::load_train(DatasetArg::Mnist, &Source::Bundled, true)?;
     let images = data.train.dataset();
-    let mc = GumBoltConfig::new(args.structure, images.dim())
+    let mut mc = GumBoltConfig::new(args.structure, images.dim())
         .with_k(args.k)
         .with_seed(args.seed)
         .with_iterations(total);
+    mc.train.network_products = args.network_products.unwrap_or_default();
     mc.validate().map_err(model_error)?;
     let pcd = PcdConfig::default()
         .chains(args.pcd_chains)
@@ -333,6 +343,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         pcd_chains: args.pcd_chains,
         rbm_sides: mc.rbm_sides(),
         matmul_threads: env_threads,
+        network_products: mc.train.network_products,
+        network_products_effective: mc.train.network_products.effective(),
         cpu_model: super::manifest::cpu_model(),
         simd_path: gumbolt_core::numerics::simd_path(),
         threads,
@@ -390,7 +402,11 @@ fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<
         r.threads,
         if r.threads == 1 { "" } else { "s" }
     )?;
-    writeln!(w, "CPU: {} ({} kernels)", r.cpu_model, r.simd_path)?;
+    writeln!(
+        w,
+        "CPU: {} ({} kernels); network products {} (ran {})",
+        r.cpu_model, r.simd_path, r.network_products, r.network_products_effective
+    )?;
     writeln!(w, "{}", super::hostload::describe(r.host))?;
     writeln!(
         w,

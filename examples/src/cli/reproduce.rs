@@ -27,6 +27,7 @@ use super::train::{
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use gumbolt_core::linalg::Precision;
 use gumbolt_examples::plot::{self, ModelPoint, ReferencePoint};
 use gumbolt_models::gumbolt::Structure;
 use gumbolt_models::eval::LogZConfig;
@@ -308,6 +309,11 @@ pub(crate) struct ReproduceArgs {
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>)]
     limit: Option<usize>,
 
+    /// Arithmetic of the networks' products while training, as `gumbolt train
+    /// --network-products` (recorded in the results) [default: f32].
+    #[arg(long, value_name = "P", value_parser = super::train::parse_precision)]
+    network_products: Option<Precision>,
+
     /// Directory of the data set (as for `gumbolt train`) [default: the bundled copy].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -510,6 +516,14 @@ struct Settings {
     monitor_records: u64,
     /// The options that changed the budget's settings, e.g. `--iters 50`.
     overrides: Vec<String>,
+    /// The training products' precision (absent from the JSON when f32, as in results written
+    /// before it could be chosen).
+    #[serde(default, skip_serializing_if = "is_f32")]
+    network_products: Precision,
+}
+
+fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
 }
 
 impl Settings {
@@ -855,6 +869,10 @@ fn settings_of(args: &ReproduceArgs, source: &Source) -> Settings {
     {
         overrides.push(format!("--prior {}", p.label()));
     }
+    let network_products = args.network_products.unwrap_or_default();
+    if network_products != Precision::F32 {
+        overrides.push(format!("--network-products {network_products}"));
+    }
     Settings {
         budget: args.budget.name().into(),
         dataset: args.dataset.name().into(),
@@ -867,6 +885,7 @@ fn settings_of(args: &ReproduceArgs, source: &Source) -> Settings {
         log_z: "pt".into(),
         monitor_records: b.monitor_records,
         overrides,
+        network_products,
     }
 }
 
@@ -1089,6 +1108,7 @@ fn cell_run(
     let prior = prior.filter(|_| col.model.prior == PriorKind::Rbm);
     let mut run = NewRun::defaults(dataset, source, col.model, prior, structure, s.iters, seed)?;
     run.config.k = col.k;
+    run.config.train.network_products = s.network_products;
     if let Some(p) = &mut run.pcd {
         p.sweeps = s.pcd_steps;
         p.chains = s.pcd_chains;

@@ -15,6 +15,7 @@ use super::rundir::{
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
+use gumbolt_core::linalg::Precision;
 use gumbolt_datasets::Dataset;
 use gumbolt_examples::plot::{self, Series};
 use gumbolt_models::checkpoint::CheckpointError;
@@ -96,6 +97,11 @@ pub(crate) fn parse_structure(s: &str) -> Result<Structure, String> {
         ));
     }
     Err(format!("{STRUCTURE_EXPECTED}; got {t:?}"))
+}
+
+/// `f32` or `bf16` (`--network-products`).
+pub(crate) fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
 }
 
 fn parse_tau(s: &str) -> Result<f64, String> {
@@ -273,6 +279,13 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "N", value_parser = int_at_least::<1>, help_heading = "Training")]
     pub(crate) pcd_chains: Option<usize>,
 
+    /// Arithmetic of the encoders' and decoder's products while training: f32, or bf16 (bf16
+    /// operands with f32 accumulation on CPUs with AMX-BF16, f32 elsewhere; results then
+    /// depend on the CPU). Evaluation, the prior and the negative phase are always f32
+    /// [default: f32].
+    #[arg(long, value_name = "P", value_parser = parse_precision, help_heading = "Training")]
+    pub(crate) network_products: Option<Precision>,
+
     /// Monitor every N iterations (and at 0 and T) [default: 20 records per run].
     #[arg(long, value_name = "N", value_parser = parse_iters, conflicts_with = "monitor_records",
           help_heading = "Monitoring")]
@@ -327,6 +340,7 @@ impl TrainArgs {
             batch_size: None,
             pcd_steps: None,
             pcd_chains: None,
+            network_products: None,
             monitor_every: None,
             monitor_records: None,
             monitor_k: None,
@@ -347,6 +361,7 @@ fn option_for(name: &str) -> String {
         "train.total_iterations" => "--iters".into(),
         "train.lr.base" | "train.lr.milestones" => "--lr".into(),
         "train.kl_warmup_fraction" => "--kl-warmup".into(),
+        "train.network_products" => "--network-products".into(),
         "batch_size" => "--batch-size".into(),
         "monitor" => "--monitor-k".into(),
         "chains" => "--pcd-chains".into(),
@@ -435,6 +450,12 @@ fn check_resume_options(args: &TrainArgs, kind: PriorKind, meta: &CheckpointMeta
             .is_some_and(|f| f != m.train.kl_warmup_fraction),
         "--kl-warmup",
         m.train.kl_warmup_fraction.to_string(),
+    );
+    check(
+        args.network_products
+            .is_some_and(|p| p != m.train.network_products),
+        "--network-products",
+        m.train.network_products.to_string(),
     );
     check(
         args.batch_size
@@ -688,6 +709,9 @@ fn new_run_of(args: &TrainArgs) -> Result<NewRun> {
     c.train.lr = schedule.schedule(args.lr.unwrap_or(DEFAULT_LR));
     if let Some(f) = args.kl_warmup {
         c.train.kl_warmup_fraction = f;
+    }
+    if let Some(p) = args.network_products {
+        c.train.network_products = p;
     }
     c.validate()
         .map_err(|e| config_error(TrainError::Model(e)))?;
@@ -1014,6 +1038,9 @@ pub(crate) struct TrainSummary {
     metrics: String,
     learning_curves: Option<String>,
     matmul_threads: Option<String>,
+    /// `train.network_products` of the run, and what this CPU ran ([`Precision::effective`]).
+    network_products: Precision,
+    network_products_effective: Precision,
     /// Over this invocation's training (steps and monitoring): the fraction of all CPU time
     /// the hypervisor stole and the fraction other processes used (Linux only).
     host: Option<super::hostload::HostLoad>,
@@ -1252,6 +1279,8 @@ impl Session<'_> {
             metrics: metrics_path.display().to_string(),
             learning_curves: curves.map(|p| p.display().to_string()),
             matmul_threads: std::env::var("MATMUL_NUM_THREADS").ok(),
+            network_products: mc.train.network_products,
+            network_products_effective: mc.train.network_products.effective(),
             host,
         };
         rundir::write_json_atomic(&self.dir.file(SUMMARY), &out)?;

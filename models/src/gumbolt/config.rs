@@ -1,5 +1,6 @@
 //! Structures, hyper-parameters and schedules of GumBolt (GB §5.1; docs/algorithms.md §2.3, §9).
 
+use gumbolt_core::linalg::Precision;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, ensure};
@@ -180,6 +181,13 @@ pub struct TrainConfig {
     /// Adam hyper-parameters, including the weight decay `1e-4·½‖·‖²` on dense kernels, BN γ
     /// and the RBM couplings W (docs/algorithms.md §10.2).
     pub adam: AdamConfig,
+    /// The arithmetic of the encoders' and decoder's matrix products during training (forward
+    /// and backward passes of a training step): [`Precision::F32`] (default), or
+    /// [`Precision::Bf16`], bf16 operands with f32 accumulation on AMX CPUs (f32 elsewhere),
+    /// as mixed-precision training does. Evaluation, the prior, the negative phase and the
+    /// optimiser are always f32. Configurations written before this field existed read as f32.
+    #[serde(default)]
+    pub network_products: Precision,
 }
 
 impl Default for TrainConfig {
@@ -189,6 +197,7 @@ impl Default for TrainConfig {
             lr: LrSchedule::paper(3e-3),
             kl_warmup_fraction: 0.3,
             adam: AdamConfig::default(),
+            network_products: Precision::F32,
         }
     }
 }

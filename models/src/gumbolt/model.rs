@@ -971,6 +971,14 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         clock: &mut Clock,
     ) -> Result<LossParts> {
         clock.lap(Phase::Other);
+        let products = self.config.train.network_products;
+        for net in self
+            .encoders
+            .iter_mut()
+            .chain(std::iter::once(&mut self.decoder))
+        {
+            net.set_training_products(products);
+        }
         let mut partition = self.partition.take().expect(PARTITION_PRESENT);
         let (partition, advanced, terms) = if let Some(pool) = pool {
             // The negative phase samples with a copy of θ_t while this thread runs the

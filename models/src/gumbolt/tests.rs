@@ -3,6 +3,7 @@
 //! enumeration, schedules, configuration errors and a smoke run on MNIST.
 
 use gumbolt_core::Mat;
+use gumbolt_core::linalg::Precision;
 use gumbolt_core::numerics::log_sum_exp;
 use gumbolt_core::prior::{ExactPartition, PriorExt};
 use gumbolt_core::rng::{fill_uniform, root_rng};
@@ -698,4 +699,80 @@ fn third_order_mrf_prior_trains_with_colour_pcd() {
     }
     assert_ne!(m.prior().params(), mrf.params());
     assert!(m.prior().params().iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn bf16_network_products_give_the_f32_gradient_to_bf16_accuracy() {
+    // The `~` model at the paper's widths, k = 20 on 20 images (400 rows: products large enough
+    // for the bf16 kernel): the loss terms and every gradient tensor under bf16 network
+    // products agree with f32 to well under 1 % of their scale; the prior's own terms (f32 in
+    // both) agree to rounding.
+    let base = {
+        let mut c = GumBoltConfig::new(Structure::Nonlinear, 784);
+        c.k = 20;
+        c.train.total_iterations = 10;
+        c
+    };
+    let run = |products: Precision| {
+        let mut c = base.clone();
+        c.train.network_products = products;
+        let mut m = rbm_model(c, 90);
+        let x = binary(20, 784, 91);
+        let noise = m.draw_noise(&mut root_rng(92), 20 * 20);
+        let parts = m.loss_and_grad(&x, &noise, 1.0).unwrap();
+        let grads: Vec<(String, Vec<f32>)> = m
+            .params_mut()
+            .iter()
+            .map(|p| (p.name.to_string(), p.grad.to_vec()))
+            .collect();
+        (parts, grads)
+    };
+    let (p32, g32) = run(Precision::F32);
+    let (p16, g16) = run(Precision::Bf16);
+    let rel = (p16.objective - p32.objective).abs() / p32.objective.abs();
+    assert!(
+        rel < 1e-3,
+        "objective {} vs {}",
+        p32.objective,
+        p16.objective
+    );
+    let overall = g32
+        .iter()
+        .flat_map(|(_, g)| g.iter())
+        .map(|v| v.abs())
+        .fold(0.0f32, f32::max);
+    let mut moved = 0;
+    for ((name, a), (_, b)) in g32.iter().zip(&g16) {
+        let scale = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        let diff = a
+            .iter()
+            .zip(b)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0.0f32, f32::max);
+        // Tensors whose gradient vanishes up to rounding (biases before batch norm) are compared
+        // against the overall scale.
+        let r = diff / scale.max(1e-3 * overall);
+        assert!(r < 3e-2, "{name}: relative difference {r}");
+        moved += usize::from(diff > 0.0);
+    }
+    if Precision::bf16_available() {
+        assert!(moved > 0, "the bf16 kernel did not run");
+    }
+}
+
+#[test]
+fn configurations_without_network_products_read_as_f32() {
+    let c = GumBoltConfig::new(Structure::Nonlinear, 784);
+    let mut v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["train"]["network_products"], "f32");
+    v["train"]
+        .as_object_mut()
+        .unwrap()
+        .remove("network_products");
+    let back: GumBoltConfig = serde_json::from_value(v).unwrap();
+    assert_eq!(back.train.network_products, Precision::F32);
+    let mut v = serde_json::to_value(&c).unwrap();
+    v["train"]["network_products"] = "bf16".into();
+    let back: GumBoltConfig = serde_json::from_value(v).unwrap();
+    assert_eq!(back.train.network_products, Precision::Bf16);
 }

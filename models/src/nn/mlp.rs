@@ -1,5 +1,6 @@
 //! The multilayer perceptron of the encoders and decoders (docs/algorithms.md §9).
 
+use gumbolt_core::linalg::{Precision, ProductPrecision};
 use gumbolt_core::{CoreError, Mat};
 use nalgebra::{Dyn, Matrix, RawStorage};
 use rand::Rng;
@@ -93,6 +94,7 @@ impl MlpConfig {
             hidden,
             output,
             buf: Buffers::default(),
+            training_products: Precision::F32,
         })
     }
 }
@@ -206,9 +208,23 @@ pub struct Mlp {
     hidden: Vec<HiddenLayer>,
     output: Dense,
     buf: Buffers,
+    /// The precision of the products of training-mode forward passes and of backward passes
+    /// (a run-time setting, not part of the network's state; f32 unless set).
+    training_products: Precision,
 }
 
 impl Mlp {
+    /// Sets the [`Precision`] of the matrix products of [`Mode::Train`] forward passes and of
+    /// backward passes; inference passes always use f32.
+    pub fn set_training_products(&mut self, precision: Precision) {
+        self.training_products = precision;
+    }
+
+    /// The precision of training products ([`Mlp::set_training_products`]).
+    pub fn training_products(&self) -> Precision {
+        self.training_products
+    }
+
     /// The configuration.
     pub fn config(&self) -> &MlpConfig {
         &self.config
@@ -326,6 +342,7 @@ impl Mlp {
 
     /// [`Mlp::forward_buffered`] in [`Mode::Inference`] on the caller's buffers, from `&self`.
     pub fn infer_buffered<'s>(&self, scratch: &'s mut MlpScratch) -> &'s Mat {
+        let _products = ProductPrecision::enter(Precision::F32);
         let buf = &mut scratch.buf;
         let nh = self.hidden.len();
         buf.pre.resize_with(nh, || Mat::zeros(0, 0));
@@ -389,6 +406,10 @@ impl Mlp {
     /// Runs the network on the current contents of the input buffer (see
     /// [`Mlp::input_buffer`]).
     pub fn forward_buffered(&mut self, mode: Mode) -> &Mat {
+        let _products = ProductPrecision::enter(match mode {
+            Mode::Train => self.training_products,
+            Mode::Inference => Precision::F32,
+        });
         let Self {
             hidden,
             output,
@@ -464,6 +485,7 @@ impl Mlp {
     }
 
     fn backward_impl(&mut self, dy: &Mat, want: InputGrad) {
+        let _products = ProductPrecision::enter(self.training_products);
         let rows = self.buf.rows.expect("Mlp::backward before forward");
         assert_eq!(
             dy.shape(),
@@ -576,6 +598,7 @@ impl<'de> Deserialize<'de> for Mlp {
             hidden: o.hidden,
             output: o.output,
             buf: Buffers::default(),
+            training_products: Precision::F32,
         })
     }
 }
@@ -608,6 +631,77 @@ mod tests {
             }
         }
         m
+    }
+
+    /// A network of the paper's widths (200 → 200 → 784) on 64 rows: products large enough for
+    /// the bf16 kernel.
+    fn wide_net() -> (Mlp, Mat, Mat) {
+        let mut rng = gumbolt_core::rng::root_rng(5);
+        let m = MlpConfig::new(200, vec![200], 784).build(&mut rng).unwrap();
+        (m, rand_mat(64, 200, 6), rand_mat(64, 784, 7))
+    }
+
+    #[test]
+    fn bf16_training_products_stay_close_to_f32_and_leave_inference_alone() {
+        let (base, x, dy) = wide_net();
+        let run = |p: Precision, mode: Mode| {
+            let mut m = base.clone();
+            m.set_training_products(p);
+            assert_eq!(m.training_products(), p);
+            let y = m.forward(&x, mode).clone();
+            m.zero_grad();
+            let dx = m.backward(&dy).clone();
+            let grads: Vec<Vec<f32>> = m.params_mut().iter().map(|t| t.grad.to_vec()).collect();
+            (y, dx, grads)
+        };
+        // Inference passes are f32 whatever the setting: bit-identical outputs.
+        let (y32, _, _) = run(Precision::F32, Mode::Inference);
+        let (y16, _, _) = run(Precision::Bf16, Mode::Inference);
+        assert_eq!(y32, y16);
+        let mut scratch = MlpScratch::default();
+        let mut m = base.clone();
+        m.set_training_products(Precision::Bf16);
+        assert_eq!(*m.infer(&x, &mut scratch), y32);
+        // Training passes: bf16 keeps 8 significant bits of each operand, so outputs and
+        // gradients move by well under 1 % of their scale, and only there.
+        let (t32, dx32, g32) = run(Precision::F32, Mode::Train);
+        let (t16, dx16, g16) = run(Precision::Bf16, Mode::Train);
+        let rel = |a: &[f32], b: &[f32]| {
+            let scale = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+            let diff = a
+                .iter()
+                .zip(b)
+                .map(|(u, v)| (u - v).abs())
+                .fold(0.0f32, f32::max);
+            diff / scale
+        };
+        for (what, a, b) in [
+            ("output", t32.as_slice(), t16.as_slice()),
+            ("input gradient", dx32.as_slice(), dx16.as_slice()),
+        ] {
+            let r = rel(a, b);
+            assert!(r < 1e-2, "{what}: relative difference {r}");
+            if Precision::bf16_available() {
+                assert!(r > 0.0, "{what}: the bf16 kernel did not run");
+            }
+        }
+        // The bias of a dense layer followed by batch norm has a zero gradient in exact
+        // arithmetic (the normalisation removes the mean): only rounding noise is left there,
+        // so it is compared against the gradients' overall scale.
+        let overall = g32.iter().flatten().map(|v| v.abs()).fold(0.0f32, f32::max);
+        for (i, (a, b)) in g32.iter().zip(&g16).enumerate() {
+            let scale = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+            let r = if scale < 1e-3 * overall {
+                a.iter()
+                    .zip(b)
+                    .map(|(u, v)| (u - v).abs())
+                    .fold(0.0f32, f32::max)
+                    / overall
+            } else {
+                rel(a, b)
+            };
+            assert!(r < 2e-2, "parameter tensor {i}: relative difference {r}");
+        }
     }
 
     fn check_end_to_end(hidden: &[usize], mode: Mode) {
