@@ -23,7 +23,10 @@
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); [`available`] does that.
 
 use std::arch::asm;
-use std::arch::x86_64::{__cpuid, __cpuid_count};
+use std::arch::x86_64::{
+    __cpuid, __cpuid_count, __m512, __m512bh, __m512i, _mm512_cvtne2ps_pbh, _mm512_loadu_ps,
+    _mm512_permutexvar_epi16, _mm512_set_epi16, _mm512_store_si512, _mm512_storeu_si512,
+};
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
@@ -47,7 +50,12 @@ pub(super) fn available() -> bool {
         let leaf7 = __cpuid_count(7, 0);
         let amx_bf16 = leaf7.edx & (1 << 22) != 0;
         let amx_tile = leaf7.edx & (1 << 24) != 0;
-        amx_bf16 && amx_tile && request_tile_state()
+        // The packers convert with AVX512-BF16 (every AMX-BF16 CPU has it).
+        amx_bf16
+            && amx_tile
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && request_tile_state()
     })
 }
 
@@ -149,14 +157,23 @@ fn round_high(x: f32) -> u32 {
     }
 }
 
+/// 32 f32 (`lo` then `hi`) as 32 bf16, rounded to nearest even (`VCVTNE2PS2BF16`; NaN stays
+/// NaN, subnormal inputs become zero, as the tile unit treats bf16 subnormals anyway).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn convert_32(lo: __m512, hi: __m512) -> __m512i {
+    // SAFETY: `__m512bh` and `__m512i` are both 64 bytes of plain data.
+    unsafe { std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo)) }
+}
+
 /// Packs P (`rows×k`) into `tiles_m × kb` tiles of 16 rows × 32 columns (tile `(t, b)` at
 /// `(t·kb + b)·TILE`, element `(r, c)` of a tile at `r·32 + c`), rounded to bf16; the rest
 /// stays zero. Tiles are written in order; P is read along its contiguous direction.
 ///
 /// # Safety
 /// `p` describes a valid `rows×k` matrix; `dst` holds `tiles_m·kb·TILE` zeroed elements; the
-/// CPU has AVX-512 F and BW (every AMX CPU does).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+/// CPU has AVX-512 F, BW and BF16 (every AMX-BF16 CPU does).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 unsafe fn pack_p(rows: usize, k: usize, p: View, kb: usize, dst: *mut u16) {
     for i0 in (0..rows).step_by(TR) {
         let r_end = (rows - i0).min(TR);
@@ -171,17 +188,12 @@ unsafe fn pack_p(rows: usize, k: usize, p: View, kb: usize, dst: *mut u16) {
             }
             if p.cs == 1 && c_end == TK {
                 for r in 0..r_end {
-                    // SAFETY: row i0 + r, columns l0..l0 + 32 are inside P and contiguous.
-                    let src = unsafe {
-                        std::slice::from_raw_parts(
-                            p.ptr.offset((i0 + r) as isize * p.rs).add(l0),
-                            TK,
-                        )
-                    };
-                    // SAFETY: row r of the tile.
-                    let out = unsafe { std::slice::from_raw_parts_mut(tile.add(r * TK), TK) };
-                    for (o, &x) in out.iter_mut().zip(src) {
-                        *o = (round_high(x) >> 16) as u16;
+                    // SAFETY: row i0 + r, columns l0..l0 + 32 are inside P and contiguous;
+                    // row r of the tile is 64 bytes at a 64-byte boundary.
+                    unsafe {
+                        let src = p.ptr.offset((i0 + r) as isize * p.rs).add(l0);
+                        let v = convert_32(_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16)));
+                        _mm512_store_si512(tile.add(r * TK) as *mut __m512i, v);
                     }
                 }
             } else if p.cs == 1 || p.rs != 1 {
@@ -209,8 +221,8 @@ unsafe fn pack_p(rows: usize, k: usize, p: View, kb: usize, dst: *mut u16) {
 ///
 /// # Safety
 /// `q` describes a valid `k×cols` matrix; `dst` holds `tiles_n·kb·TILE` zeroed elements; the
-/// CPU has AVX-512 F and BW.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+/// CPU has AVX-512 F, BW and BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 unsafe fn pack_q(k: usize, cols: usize, q: View, kb: usize, dst: *mut u16) {
     for j0 in (0..cols).step_by(TR) {
         let j_end = (cols - j0).min(TR);
@@ -226,23 +238,21 @@ unsafe fn pack_q(k: usize, cols: usize, q: View, kb: usize, dst: *mut u16) {
             }
             if q.cs == 1 && j_end == TR && l_end.is_multiple_of(2) {
                 // Rows contiguous: rows l and l + 1 interleave into one row of u32 pairs.
+                // Lane i of the converted pair of rows holds row l's column i (i < 16) or row
+                // l + 1's column i − 16; the tile row wants them alternating.
+                let interleave = _mm512_set_epi16(
+                    31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                    5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0,
+                );
                 for pair in 0..l_end / 2 {
                     let l = l0 + 2 * pair;
-                    // SAFETY: rows l, l + 1 (< k) and columns j0..j0 + 16 are inside Q.
-                    let (r0, r1) = unsafe {
+                    // SAFETY: rows l, l + 1 (< k) and columns j0..j0 + 16 are inside Q; row
+                    // `pair` of the tile is 64 bytes at a 64-byte boundary.
+                    unsafe {
                         let at = |l: usize| q.ptr.offset(l as isize * q.rs).add(j0);
-                        (
-                            std::slice::from_raw_parts(at(l), TR),
-                            std::slice::from_raw_parts(at(l + 1), TR),
-                        )
-                    };
-                    // SAFETY: row `pair` of the tile, 16 u32 = 32 u16, 4-byte aligned (the tile
-                    // is 64-byte aligned).
-                    let out = unsafe {
-                        std::slice::from_raw_parts_mut(tile.add(pair * TK) as *mut u32, TR)
-                    };
-                    for ((o, &x0), &x1) in out.iter_mut().zip(r0).zip(r1) {
-                        *o = (round_high(x0) >> 16) | round_high(x1);
+                        let v = convert_32(_mm512_loadu_ps(at(l)), _mm512_loadu_ps(at(l + 1)));
+                        let v = _mm512_permutexvar_epi16(interleave, v);
+                        _mm512_store_si512(tile.add(pair * TK) as *mut __m512i, v);
                     }
                 }
             } else if q.rs == 1 && whole {
@@ -250,15 +260,12 @@ unsafe fn pack_q(k: usize, cols: usize, q: View, kb: usize, dst: *mut u16) {
                 // a time, then transpose the 16×16 block of pairs into the tile's rows.
                 let mut block = [[0u32; TR]; TR];
                 for (j, pairs) in block.iter_mut().enumerate() {
-                    // SAFETY: column j0 + j, rows l0..l0 + 32 are inside Q and contiguous.
-                    let col = unsafe {
-                        std::slice::from_raw_parts(
-                            q.ptr.offset(l0 as isize + (j0 + j) as isize * q.cs),
-                            TK,
-                        )
-                    };
-                    for (o, xy) in pairs.iter_mut().zip(col.chunks_exact(2)) {
-                        *o = (round_high(xy[0]) >> 16) | round_high(xy[1]);
+                    // SAFETY: column j0 + j, rows l0..l0 + 32 are inside Q and contiguous; in
+                    // order, its 32 bf16 values are the 16 pairs of the column.
+                    unsafe {
+                        let col = q.ptr.offset(l0 as isize + (j0 + j) as isize * q.cs);
+                        let v = convert_32(_mm512_loadu_ps(col), _mm512_loadu_ps(col.add(16)));
+                        _mm512_storeu_si512(pairs.as_mut_ptr() as *mut __m512i, v);
                     }
                 }
                 // SAFETY: the tile holds 16 rows of 16 u32.
