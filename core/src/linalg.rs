@@ -14,6 +14,20 @@ mod amx;
 #[cfg(target_arch = "x86_64")]
 mod packed;
 
+/// The 64-byte-aligned start of a region of at least `len` elements in `buf`, grown as needed
+/// (the pack buffers of the packed f32 and AMX GEMMs; their packers overwrite every element
+/// they use).
+#[cfg(target_arch = "x86_64")]
+fn aligned64<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> *mut T {
+    let pad = 64 / std::mem::size_of::<T>();
+    if buf.len() < len + pad {
+        buf.resize(len + pad, T::default());
+    }
+    let off = buf.as_ptr().align_offset(64);
+    // SAFETY: `off < pad` elements and the buffer holds `len + pad`, so `off..off + len` is inside.
+    unsafe { buf.as_mut_ptr().add(off) }
+}
+
 /// The arithmetic of [`gemm`]'s products on the calling thread (see [`ProductPrecision`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -115,17 +115,6 @@ thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
-/// The 64-byte-aligned start of a region of at least `len` u16 in `buf` (grown as needed; the
-/// packers write every element of the tiles they fill, padding included).
-fn aligned(buf: &mut Vec<u16>, len: usize) -> *mut u16 {
-    if buf.len() < len + 32 {
-        buf.resize(len + 32, 0);
-    }
-    let off = buf.as_ptr().align_offset(64);
-    // SAFETY: `off < 32` and the buffer holds `len + 32` elements.
-    unsafe { buf.as_mut_ptr().add(off) }
-}
-
 /// A strided f32 matrix: element `(i, j)` at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
 struct View {
@@ -395,8 +384,8 @@ pub(super) unsafe fn sgemm(
     BUFFERS.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let Buffers { p: pbuf, q: qbuf } = &mut *bufs;
-        let pp = aligned(pbuf, tiles_m * kb * TILE);
-        let qp = aligned(qbuf, tiles_n * kb * TILE);
+        let pp = super::aligned64(pbuf, tiles_m * kb * TILE);
+        let qp = super::aligned64(qbuf, tiles_n * kb * TILE);
         // SAFETY: the caller's contract; the buffers hold the padded tiles.
         unsafe {
             pack_p(rows, k, p, kb, pp);

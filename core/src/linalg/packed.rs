@@ -63,16 +63,6 @@ thread_local! {
     static BUFFERS: RefCell<PackBuffers> = RefCell::new(PackBuffers::default());
 }
 
-/// The 64-byte-aligned start of a buffer of at least `len` floats (grown as needed).
-fn aligned(buf: &mut Vec<f32>, len: usize) -> *mut f32 {
-    if buf.len() < len + 16 {
-        buf.resize(len + 16, 0.0);
-    }
-    let off = buf.as_ptr().align_offset(64);
-    // SAFETY: `off < 16` floats and the buffer holds `len + 16`, so `off..off + len` is inside.
-    unsafe { buf.as_mut_ptr().add(off) }
-}
-
 /// `C ← α·op(A)·op(B) + β·C` with the arguments of `matrixmultiply::sgemm`.
 ///
 /// # Safety
@@ -98,8 +88,8 @@ pub(super) unsafe fn sgemm(
     BUFFERS.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let PackBuffers { a: abuf, b: bbuf } = &mut *bufs;
-        let ap = aligned(abuf, MC.div_ceil(MR) * MR * KC);
-        let bp = aligned(bbuf, NC.min(n).div_ceil(NR) * NR * KC);
+        let ap = super::aligned64(abuf, MC.div_ceil(MR) * MR * KC);
+        let bp = super::aligned64(bbuf, NC.min(n).div_ceil(NR) * NR * KC);
         let mut jc = 0;
         while jc < n {
             let nc = NC.min(n - jc);
