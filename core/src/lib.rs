@@ -13,6 +13,8 @@
 //!   sigmoid/exp kernels.
 //! - [`linalg`]: GEMM helpers that always reach `matrixmultiply` (never nalgebra's slow
 //!   transposed products).
+//! - [`parallel`]: element-wise passes split over the threads of the calling pool (results
+//!   independent of the split).
 //! - [`peak`]: the measured f32 FMA peak of a core (the yardstick of achieved GFLOP/s).
 //! - [`fpmode`]: flush-to-zero of subnormal floats on every computing thread.
 //! - [`rng`]: reproducible, non-overlapping RNG streams (one per chain or replica).
@@ -26,6 +28,7 @@ pub mod exact;
 pub mod fpmode;
 pub mod linalg;
 pub mod numerics;
+pub mod parallel;
 pub mod peak;
 pub mod posterior;
 pub mod prior;

@@ -1,7 +1,7 @@
 //! The Gumbel (Concrete) relaxation of binary units and its τ = 0 limit (GB §2.2, Eq. 2).
 
 use gumbolt_core::numerics::exp_approx;
-use gumbolt_core::{GradientEstimator, Mat, PathwiseEstimator, PathwiseGrad};
+use gumbolt_core::{GradientEstimator, Mat, PathwiseEstimator, PathwiseGrad, parallel};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EstimatorError, Result};
@@ -130,17 +130,17 @@ impl GradientEstimator for GumbelRelaxation {
         check_shapes(logits, noise, "GumbelRelaxation::sample_into");
         ensure_shape(out, logits.nrows(), logits.ncols());
         let inv_tau = (1.0 / self.tau) as f32;
-        for ((o, &l), &r) in out
-            .as_mut_slice()
-            .iter_mut()
-            .zip(logits.as_slice())
-            .zip(noise.as_slice())
-        {
-            let y = (l + noise_logit(r)) * inv_tau;
-            // σ(y) = 1/(1 + e^{−y}); exp_approx clamps its argument, so this saturates to
-            // exactly 1 (or ~1e-38) instead of overflowing. Nothing takes log ζ (docs/algorithms.md §2.1).
-            *o = 1.0 / (1.0 + exp_approx(-y));
-        }
+        let (logits, noise) = (logits.as_slice(), noise.as_slice());
+        // Element-wise, so split over the calling pool's threads (gumbolt_core::parallel).
+        parallel::for_each_chunk_mut(out.as_mut_slice(), 1, |start, chunk| {
+            for ((o, &l), &r) in chunk.iter_mut().zip(&logits[start..]).zip(&noise[start..]) {
+                let y = (l + noise_logit(r)) * inv_tau;
+                // σ(y) = 1/(1 + e^{−y}); exp_approx clamps its argument, so this saturates to
+                // exactly 1 (or ~1e-38) instead of overflowing. Nothing takes log ζ
+                // (docs/algorithms.md §2.1).
+                *o = 1.0 / (1.0 + exp_approx(-y));
+            }
+        });
     }
 }
 
@@ -157,14 +157,12 @@ impl PathwiseEstimator for GumbelRelaxation {
             "GumbelRelaxation::logits_grad_into: ∂loss/∂ζ and ζ differ in shape"
         );
         ensure_shape(out, g.nrows(), g.ncols());
-        for ((o, &dz), &z) in out
-            .as_mut_slice()
-            .iter_mut()
-            .zip(g.as_slice())
-            .zip(grad.sample.as_slice())
-        {
-            *o = dz * self.slope(z);
-        }
+        let (g, sample) = (g.as_slice(), grad.sample.as_slice());
+        parallel::for_each_chunk_mut(out.as_mut_slice(), 1, |start, chunk| {
+            for ((o, &dz), &z) in chunk.iter_mut().zip(&g[start..]).zip(&sample[start..]) {
+                *o = dz * self.slope(z);
+            }
+        });
     }
 }
 

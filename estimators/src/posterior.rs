@@ -1,6 +1,6 @@
 //! The factorial Bernoulli layer of the approximating posterior (GB §2.2, §3.1).
 
-use gumbolt_core::{Mat, Posterior};
+use gumbolt_core::{Mat, Posterior, parallel};
 
 use gumbolt_core::numerics::{sigmoid_approx as sigmoid_f32, softplus_approx as softplus_f32};
 
@@ -53,20 +53,21 @@ impl Posterior for BernoulliPosterior {
         if rows == 0 {
             return;
         }
-        let mut acc = vec![0.0f32; rows];
-        // Contiguous columns as slices, so the elementwise loop vectorises.
-        for (lc, zc) in logits
-            .as_slice()
-            .chunks_exact(rows)
-            .zip(z.as_slice().chunks_exact(rows))
-        {
-            for ((a, &l), &zv) in acc.iter_mut().zip(lc).zip(zc) {
-                *a = zv * l - softplus_f32(l);
+        let (ls, zs) = (logits.as_slice(), z.as_slice());
+        // Row blocks over the calling pool's threads; each row's sum keeps its order.
+        parallel::for_each_row_range(out, 1, ls.len(), |r, out| {
+            let mut acc = vec![0.0f32; r.len()];
+            // Contiguous columns as slices, so the elementwise loop vectorises.
+            for (lc, zc) in ls.chunks_exact(rows).zip(zs.chunks_exact(rows)) {
+                let (lc, zc) = (&lc[r.clone()], &zc[r.clone()]);
+                for ((a, &l), &zv) in acc.iter_mut().zip(lc).zip(zc) {
+                    *a = zv * l - softplus_f32(l);
+                }
+                for (o, &a) in out.iter_mut().zip(&acc) {
+                    *o += a as f64;
+                }
             }
-            for (o, &a) in out.iter_mut().zip(&acc) {
-                *o += a as f64;
-            }
-        }
+        });
     }
 
     /// Writes the score `z − σ(l)` into `out` (reshaped to the shape of `logits`).
@@ -80,14 +81,12 @@ impl Posterior for BernoulliPosterior {
             "BernoulliPosterior: logits and samples differ in shape"
         );
         crate::gumbel::ensure_shape(out, logits.nrows(), logits.ncols());
-        for ((o, &l), &zv) in out
-            .as_mut_slice()
-            .iter_mut()
-            .zip(logits.as_slice())
-            .zip(z.as_slice())
-        {
-            *o = zv - sigmoid_f32(l);
-        }
+        let (ls, zs) = (logits.as_slice(), z.as_slice());
+        parallel::for_each_chunk_mut(out.as_mut_slice(), 1, |start, chunk| {
+            for ((o, &l), &zv) in chunk.iter_mut().zip(&ls[start..]).zip(&zs[start..]) {
+                *o = zv - sigmoid_f32(l);
+            }
+        });
     }
 }
 

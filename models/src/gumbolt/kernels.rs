@@ -4,10 +4,10 @@
 //! and `σ` are the branch-free kernels of `gumbolt_core::numerics`, applied in flat
 //! loops over whole columns so that LLVM vectorises them.
 
-use gumbolt_core::Mat;
 use gumbolt_core::numerics::{
     softplus_approx as softplus_f32, softplus_sigmoid_approx as softplus_sigmoid_f32,
 };
+use gumbolt_core::{Mat, parallel};
 
 /// The Bernoulli decoder log-likelihood `log p(x|ζ) = Σ_d [x_d·o_d − softplus(o_d)]`
 /// (docs/algorithms.md §2.1 step 4) for every row `r` of `out` (`[N, D]`, the decoder's last dense
@@ -23,40 +23,51 @@ pub(crate) fn bernoulli_log_lik(
     x_bias: &[f32],
     k: usize,
     lp: &mut [f64],
-    mut grad: Option<&mut Mat>,
+    grad: Option<&mut Mat>,
 ) {
     let (n, d) = out.shape();
     assert_eq!(x.nrows() * k, n, "bernoulli_log_lik: rows");
     assert_eq!(x.ncols(), d, "bernoulli_log_lik: width");
     assert_eq!(x_bias.len(), d, "bernoulli_log_lik: bias width");
     assert_eq!(lp.len(), n, "bernoulli_log_lik: output length");
-    if let Some(dout) = grad.as_mut() {
+    let mut grad = grad;
+    if let Some(dout) = grad.as_deref_mut() {
         crate::nn::ensure_shape(dout, n, d);
     }
-    lp.fill(0.0);
-    let mut term = vec![0.0f32; n];
-    let mut xrep = vec![0.0f32; n];
-    for (j, &xb) in x_bias.iter().enumerate() {
-        let oc = out.column(j);
-        let oc = oc.as_slice();
-        // The target pixel of every row (image r / k), so the inner loops are flat.
-        let xc = x.column(j);
-        if k == 1 {
-            xrep.copy_from_slice(xc.as_slice());
-        } else {
-            for (chunk, &v) in xrep.chunks_exact_mut(k).zip(xc.iter()) {
-                chunk.fill(v);
+    let b = x.nrows();
+    let (out_s, x_s) = (out.as_slice(), x.as_slice());
+    // Rows of whole images, split over the pool's threads (each row's sum keeps its order).
+    let rows_of = |r: std::ops::Range<usize>, lp: &mut [f64], mut dcols: Vec<&mut [f32]>| {
+        let rows = r.len();
+        let mut term = vec![0.0f32; rows];
+        let mut xrep = vec![0.0f32; rows];
+        lp.fill(0.0);
+        for (j, &xb) in x_bias.iter().enumerate() {
+            let oc = &out_s[j * n + r.start..j * n + r.end];
+            // The target pixel of every row (image r / k), so the inner loops are flat.
+            let xc = &x_s[j * b + r.start / k..j * b + r.end / k];
+            if k == 1 {
+                xrep.copy_from_slice(xc);
+            } else {
+                for (chunk, &v) in xrep.chunks_exact_mut(k).zip(xc) {
+                    chunk.fill(v);
+                }
+            }
+            match dcols.get_mut(j) {
+                None => log_lik_column(oc, &xrep, xb, &mut term),
+                Some(dc) => log_lik_grad_column(oc, &xrep, xb, &mut term, dc),
+            }
+            for (l, &t) in lp.iter_mut().zip(&term) {
+                *l += t as f64;
             }
         }
-        match grad.as_mut() {
-            None => log_lik_column(oc, &xrep, xb, &mut term),
-            Some(dout) => {
-                let mut dc = dout.column_mut(j);
-                log_lik_grad_column(oc, &xrep, xb, &mut term, dc.as_mut_slice());
-            }
-        }
-        for (l, &t) in lp.iter_mut().zip(&term) {
-            *l += t as f64;
+    };
+    match grad {
+        None => parallel::for_each_row_range(lp, k, n * d, |r, lp| rows_of(r, lp, Vec::new())),
+        Some(dout) => {
+            parallel::for_each_row_block(dout.as_mut_slice(), n, lp, k, |r, lp, dcols| {
+                rows_of(r, lp, dcols)
+            })
         }
     }
 }

@@ -466,31 +466,66 @@ fn threads_give_bit_identical_training_at_full_size() {
             .sweeps(3)
             .seed(5);
         let fresh = GumBolt::with_pcd(c.clone(), &means(c.pixels), pcd).unwrap();
-        let run = |threads: usize| {
-            let mut m = fresh.clone();
-            let mut st = TrainState::new(m.config()).unwrap();
-            st.set_threads(threads);
-            assert_eq!(st.threads(), threads);
-            let losses: Vec<u64> = (0..3)
-                .map(|t| {
-                    let x = binary(8, c.pixels, 70 + t);
-                    m.train_step(&x, t, &mut st).unwrap().parts.loss.to_bits()
-                })
-                .collect();
-            let params: Vec<u32> = m
-                .params_mut()
-                .iter()
-                .flat_map(|p| p.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
-                .collect();
-            let chains = PartitionGradient::<Rbm>::samples(m.partition())
-                .unwrap()
-                .clone();
-            (losses, params, chains)
-        };
+        let run = |threads: usize| train_bits(&fresh, threads, 8, 70);
         let serial = run(1);
         assert_eq!(run(2), serial, "{objective}: 2 threads");
         assert_eq!(run(3), serial, "{objective}: 3 threads");
     }
+}
+
+/// Losses, parameters and chains (as bits) after three training steps of a copy of `fresh` on
+/// `threads` threads, batches of `images` random images (seeds from `seed`).
+type TrainBits = (Vec<u64>, Vec<u32>, Mat);
+fn train_bits(
+    fresh: &GumBolt<Rbm, SampledPartition<gumbolt_samplers::Pcd>>,
+    threads: usize,
+    images: usize,
+    seed: u64,
+) -> TrainBits {
+    let mut m = fresh.clone();
+    let pixels = m.config().pixels;
+    let mut st = TrainState::new(m.config()).unwrap();
+    st.set_threads(threads);
+    assert_eq!(st.threads(), threads);
+    let losses: Vec<u64> = (0..3)
+        .map(|t| {
+            let x = binary(images, pixels, seed + t);
+            m.train_step(&x, t, &mut st).unwrap().parts.loss.to_bits()
+        })
+        .collect();
+    let params: Vec<u32> = m
+        .params_mut()
+        .iter()
+        .flat_map(|p| p.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+        .collect();
+    let chains = PartitionGradient::<Rbm>::samples(m.partition())
+        .unwrap()
+        .clone();
+    (losses, params, chains)
+}
+
+#[test]
+fn threads_give_bit_identical_training_with_split_elementwise_passes() {
+    // The bench's `~` shape, 100 images × k = 20: the decoder likelihood (2000 × 784), the
+    // relaxed samples, log q̌ and scores (2000 × 200), batch norm and tanh (2000 × 200) are
+    // large enough to be split over the threads (gumbolt_core::parallel); the serial bits stay.
+    let mut c = GumBoltConfig::new(Structure::Nonlinear, 784);
+    c.k = 20;
+    c.train.total_iterations = 3;
+    let rows = 100 * c.k;
+    assert!(
+        rows * c.hidden_units.min(c.latent_units)
+            >= 2 * gumbolt_core::parallel::PARALLEL_ELEMENTWISE_MIN,
+        "the 2000 × 200 passes must be large enough to be split in two"
+    );
+    let pcd = gumbolt_samplers::PcdConfig::default()
+        .chains(20)
+        .sweeps(2)
+        .seed(6);
+    let fresh = GumBolt::with_pcd(c.clone(), &means(c.pixels), pcd).unwrap();
+    let serial = train_bits(&fresh, 1, 100, 170);
+    assert_eq!(train_bits(&fresh, 2, 100, 170), serial, "2 threads");
+    assert_eq!(train_bits(&fresh, 3, 100, 170), serial, "3 threads");
 }
 
 #[test]

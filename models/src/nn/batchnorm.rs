@@ -1,6 +1,6 @@
 //! Batch normalisation over the rows of a batch.
 
-use gumbolt_core::{CoreError, Mat};
+use gumbolt_core::{CoreError, Mat, parallel};
 use nalgebra::{Dyn, Matrix, RawStorage};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -225,30 +225,44 @@ impl BatchNorm {
                     *yv = x[(i, j)];
                 }
             }
-            let (mean, inv_std) = match mode {
-                Mode::Train => {
-                    let col = &*yc;
-                    let mean = super::lane_sum(col, |v| v as f64) / n as f64;
-                    let var =
-                        super::lane_sum(col, |v| (v as f64 - mean) * (v as f64 - mean)) / n as f64;
-                    self.moving_mean[j] = mom * self.moving_mean[j] + (1.0 - mom) * mean as f32;
-                    self.moving_var[j] = mom * self.moving_var[j] + (1.0 - mom) * var as f32;
-                    (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
-                }
-                Mode::Inference => (
-                    self.moving_mean[j],
-                    (1.0 / (self.moving_var[j] as f64 + eps).sqrt()) as f32,
-                ),
-            };
-            self.inv_std[j] = inv_std;
-            let (g, b) = (self.gamma[j], self.beta[j]);
-            let xh = &mut self.xhat.as_mut_slice()[j * n..(j + 1) * n];
-            for (xh, yv) in xh.iter_mut().zip(yc.iter_mut()) {
-                let h = (*yv - mean) * inv_std;
-                *xh = h;
-                *yv = g * h + b;
-            }
         }
+        // Every column is normalised on its own: whole columns split over the calling pool's
+        // threads (gumbolt_core::parallel; the result does not depend on the split).
+        let cols = parallel::ranges(d, 1, parallel::parts_for(n * d));
+        let parts = parallel::split_mut(y.as_mut_slice(), &cols, n)
+            .into_iter()
+            .zip(parallel::split_mut(self.xhat.as_mut_slice(), &cols, n))
+            .zip(parallel::split_mut(&mut self.moving_mean, &cols, 1))
+            .zip(parallel::split_mut(&mut self.moving_var, &cols, 1))
+            .zip(parallel::split_mut(&mut self.inv_std, &cols, 1))
+            .zip(cols.iter().cloned())
+            .collect::<Vec<_>>();
+        let (gamma, beta) = (&self.gamma, &self.beta);
+        parallel::for_each_part(parts, &|(((((ys, xhs), mms), mvs), iss), r)| {
+            for (c, j) in r.enumerate() {
+                let yc = &mut ys[c * n..(c + 1) * n];
+                let (mean, inv_std) = match mode {
+                    Mode::Train => {
+                        let col = &*yc;
+                        let mean = super::lane_sum(col, |v| v as f64) / n as f64;
+                        let var = super::lane_sum(col, |v| (v as f64 - mean) * (v as f64 - mean))
+                            / n as f64;
+                        mms[c] = mom * mms[c] + (1.0 - mom) * mean as f32;
+                        mvs[c] = mom * mvs[c] + (1.0 - mom) * var as f32;
+                        (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
+                    }
+                    Mode::Inference => (mms[c], (1.0 / (mvs[c] as f64 + eps).sqrt()) as f32),
+                };
+                iss[c] = inv_std;
+                let (g, b) = (gamma[j], beta[j]);
+                let xh = &mut xhs[c * n..(c + 1) * n];
+                for (xh, yv) in xh.iter_mut().zip(yc.iter_mut()) {
+                    let h = (*yv - mean) * inv_std;
+                    *xh = h;
+                    *yv = g * h + b;
+                }
+            }
+        });
         self.last_mode = Some(mode);
     }
 
@@ -266,27 +280,45 @@ impl BatchNorm {
         );
         let n = grad.nrows();
         let inv_n = 1.0 / n.max(1) as f32;
-        let xhat = self.xhat.as_slice();
-        for (j, g) in grad.as_mut_slice().chunks_exact_mut(n.max(1)).enumerate() {
-            let xh = &xhat[j * n..(j + 1) * n];
-            let (s1, s2) = lane_dot_sums(g, xh);
-            self.dbeta[j] += s1;
-            self.dgamma[j] += s2;
-            let scale = self.gamma[j] * self.inv_std[j];
-            match mode {
-                Mode::Train => {
-                    let (m1, m2) = (s1 * inv_n, s2 * inv_n);
-                    for (gv, &h) in g.iter_mut().zip(xh) {
-                        *gv = scale * (*gv - m1 - h * m2);
+        if n == 0 {
+            return;
+        }
+        let (xhat, gamma, inv_std) = (self.xhat.as_slice(), &self.gamma, &self.inv_std);
+        // Columns are independent: split over the calling pool's threads.
+        let d = self.gamma.len();
+        let cols = parallel::ranges(d, 1, parallel::parts_for(n * d));
+        let parts = parallel::split_mut(grad.as_mut_slice(), &cols, n)
+            .into_iter()
+            .zip(parallel::split_mut(&mut self.dbeta, &cols, 1))
+            .zip(parallel::split_mut(&mut self.dgamma, &cols, 1))
+            .zip(cols.iter().cloned())
+            .collect::<Vec<_>>();
+        parallel::for_each_part(parts, &|(((gs, dbs), dgs), r)| {
+            for ((g, j), (db, dg)) in gs
+                .chunks_exact_mut(n)
+                .zip(r)
+                .zip(dbs.iter_mut().zip(dgs.iter_mut()))
+            {
+                let xh = &xhat[j * n..(j + 1) * n];
+                let (s1, s2) = lane_dot_sums(g, xh);
+                *db += s1;
+                *dg += s2;
+                let scale = gamma[j] * inv_std[j];
+                match mode {
+                    Mode::Train => {
+                        let (m1, m2) = (s1 * inv_n, s2 * inv_n);
+                        for (gv, &h) in g.iter_mut().zip(xh) {
+                            *gv = scale * (*gv - m1 - h * m2);
+                        }
                     }
-                }
-                Mode::Inference => {
-                    for gv in g.iter_mut() {
-                        *gv *= scale;
+                    Mode::Inference => {
+                        for gv in g.iter_mut() {
+                            *gv *= scale;
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     /// Number of trainable scalars (γ and β).

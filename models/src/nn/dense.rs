@@ -292,9 +292,13 @@ fn add_column_sums(m: &Mat, out: &mut [f32]) {
     if rows == 0 {
         return;
     }
-    for (col, o) in m.as_slice().chunks_exact(rows).zip(out.iter_mut()) {
-        *o += super::lane_sum(col, |v| v);
-    }
+    let data = m.as_slice();
+    // One independent sum per column: whole columns split over the calling pool's threads.
+    gumbolt_core::parallel::for_each_chunk_mut_with_work(out, 1, data.len(), |start, outs| {
+        for (col, o) in data[start * rows..].chunks_exact(rows).zip(outs.iter_mut()) {
+            *o += super::lane_sum(col, |v| v);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The tanh non-linearity.
 
-use gumbolt_core::Mat;
 use gumbolt_core::numerics::tanh_inplace;
+use gumbolt_core::{Mat, parallel};
 
 /// `y = tanh(x)` elementwise (the hidden non-linearity of every network, docs/algorithms.md §9), with
 /// backward `dx = dy ⊙ (1 − y²)`. Stateless: the backward pass needs only the output `y`.
@@ -14,7 +14,8 @@ pub struct Tanh;
 impl Tanh {
     /// `x ← tanh(x)` in place.
     pub fn forward_inplace(x: &mut Mat) {
-        tanh_inplace(x.as_mut_slice());
+        // Element-wise: split over the calling pool's threads (gumbolt_core::parallel).
+        parallel::for_each_chunk_mut(x.as_mut_slice(), 1, |_, chunk| tanh_inplace(chunk));
     }
 
     /// `grad ← grad ⊙ (1 − y²)` in place, where `y` is the forward output.
@@ -23,9 +24,12 @@ impl Tanh {
     /// If the shapes differ.
     pub fn backward_inplace(y: &Mat, grad: &mut Mat) {
         assert_eq!(y.shape(), grad.shape(), "Tanh::backward: shapes");
-        for (g, &v) in grad.as_mut_slice().iter_mut().zip(y.as_slice()) {
-            *g *= 1.0 - v * v;
-        }
+        let y = y.as_slice();
+        parallel::for_each_chunk_mut(grad.as_mut_slice(), 1, |start, chunk| {
+            for (g, &v) in chunk.iter_mut().zip(&y[start..]) {
+                *g *= 1.0 - v * v;
+            }
+        });
     }
 }
 

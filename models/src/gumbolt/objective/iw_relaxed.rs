@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use gumbolt_core::parallel;
 use gumbolt_core::rng::StreamRng;
 use gumbolt_core::{GradientEstimator, PathwiseEstimator, PathwiseGrad, Posterior};
 use gumbolt_estimators::{BernoulliPosterior, GumbelRelaxation};
@@ -110,11 +111,14 @@ impl TrainingObjective for IwRelaxed {
         clock.lap(Phase::Other);
 
         // Decoder: ∂loss/∂o = g·(x − σ(o)).
-        for col in ws.dout.as_mut_slice().chunks_exact_mut(n) {
-            for (v, &g) in col.iter_mut().zip(&ws.g) {
-                *v *= g;
+        let g = &ws.g;
+        parallel::for_each_chunk_mut(ws.dout.as_mut_slice(), n, |_, cols| {
+            for col in cols.chunks_exact_mut(n) {
+                for (v, &g) in col.iter_mut().zip(g) {
+                    *v *= g;
+                }
             }
-        }
+        });
         let dz = decoder.backward(&ws.dout);
         ensure_shape(&mut ws.dzeta, n, l_count * u);
         ws.dzeta.copy_from(dz);
@@ -122,18 +126,18 @@ impl TrainingObjective for IwRelaxed {
 
         // Prior and log q̌ terms of ∂loss/∂ζ: g·β·(∂(−E)/∂ζ − l).
         prior.energy_grad_into(ws.zeta_all.as_view(), &mut ws.egrad);
-        let logit_cols = ws.logits.iter().flat_map(|l| l.as_slice().chunks_exact(n));
-        for ((dc, eg), lc) in ws
-            .dzeta
-            .as_mut_slice()
-            .chunks_exact_mut(n)
-            .zip(ws.egrad.as_slice().chunks_exact(n))
-            .zip(logit_cols)
-        {
-            for (((dv, &e), &l), &g) in dc.iter_mut().zip(eg).zip(lc).zip(&ws.g) {
-                *dv += g * beta32 * (-e - l);
+        let (g, egrad, logits) = (&ws.g, ws.egrad.as_slice(), &ws.logits);
+        parallel::for_each_chunk_mut(ws.dzeta.as_mut_slice(), n, |start, cols| {
+            for (c, dc) in cols.chunks_exact_mut(n).enumerate() {
+                // Column `j` of ζ (all layers side by side) is column `j mod u` of layer `j / u`.
+                let j = start / n + c;
+                let eg = &egrad[j * n..(j + 1) * n];
+                let lc = &logits[j / u].as_slice()[(j % u) * n..(j % u + 1) * n];
+                for (((dv, &e), &l), &g) in dc.iter_mut().zip(eg).zip(lc).zip(g) {
+                    *dv += g * beta32 * (-e - l);
+                }
             }
-        }
+        });
 
         // Prior parameters: positive phase Σ_r g_r β ∇θ(−E(ζ_r)), negative phase β ∇θ S_Z.
         prior_grad.fill(0.0);
@@ -157,16 +161,14 @@ impl TrainingObjective for IwRelaxed {
             );
             // Direct logit path of −β log q̌ at fixed ζ: −β·g·(ζ − σ(l)).
             BernoulliPosterior.score_into(&ws.logits[layer], &ws.zeta[layer], &mut ws.score);
-            for (dcol, scol) in ws
-                .dl
-                .as_mut_slice()
-                .chunks_exact_mut(n)
-                .zip(ws.score.as_slice().chunks_exact(n))
-            {
-                for ((dv, &s), &g) in dcol.iter_mut().zip(scol).zip(&ws.g) {
-                    *dv -= beta32 * g * s;
+            let (g, score) = (&ws.g, ws.score.as_slice());
+            parallel::for_each_chunk_mut(ws.dl.as_mut_slice(), n, |start, cols| {
+                for (dcol, scol) in cols.chunks_exact_mut(n).zip(score[start..].chunks_exact(n)) {
+                    for ((dv, &s), &g) in dcol.iter_mut().zip(scol).zip(g) {
+                        *dv -= beta32 * g * s;
+                    }
                 }
-            }
+            });
             if layer == 1 {
                 let dz1 = encoders[1].backward_input_cols(&ws.dl, d, u);
                 let mut target = ws.dzeta.columns_mut(0, u);
