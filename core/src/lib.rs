@@ -41,8 +41,8 @@ pub use posterior::{
     ScoreGrad,
 };
 pub use prior::{
-    Block, BlockConditionals, ColourConditionals, EnergyGradient, EnergyParamGradient,
-    ExactPartition, Parametric, Prior, PriorExt, SiteConditionals,
+    Block, BlockConditionals, ChainProducts, ColourConditionals, EnergyGradient,
+    EnergyParamGradient, ExactPartition, Parametric, Prior, PriorExt, SiteConditionals,
 };
 pub use sampler::{LogPartitionEstimate, LogPartitionEstimator, Sampler};
 

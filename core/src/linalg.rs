@@ -9,8 +9,11 @@
 
 use nalgebra::{Dim, Matrix, RawStorage, RawStorageMut};
 
+pub use binary::BinaryProductWeights;
+
 #[cfg(target_arch = "x86_64")]
 mod amx;
+mod binary;
 #[cfg(target_arch = "x86_64")]
 mod packed;
 

@@ -146,6 +146,69 @@ pub trait BlockConditionals: Prior {
     /// Writes the logits of `p(z_side = 1 | other block)` at inverse temperature 1 for every
     /// row of `other` (`[C, n_other]`) into `out` (`[C, n_side]`).
     fn block_logits(&self, side: Block, other: DMatrixView<'_, f32>, out: &mut Mat);
+
+    /// The same conditionals prepared for many sweeps with these parameters through
+    /// `products` (e.g. an RBM's couplings split and packed for the matrix unit once, not at
+    /// every sweep), or `None` (the default) when the prior has no such form, `products` is
+    /// [`ChainProducts::F32`] or the CPU cannot run it: then `self` is used as it is. Chains
+    /// with 0/1 states only: the prepared form may assume it.
+    fn prepared_conditionals(
+        &self,
+        products: ChainProducts,
+    ) -> Option<Box<dyn BlockConditionals + '_>> {
+        let _ = products;
+        None
+    }
+}
+
+/// The arithmetic of the products of Gibbs chains' 0/1 states with a prior's couplings in
+/// [`BlockConditionals::prepared_conditionals`] (the PCD negative phase's sweeps).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainProducts {
+    /// f32 GEMMs (the default): results identical on every CPU with the same vector width.
+    #[default]
+    F32,
+    /// Couplings split once into three bf16 parts that sum to them exactly, so every product
+    /// with a 0/1 state is exact, summed in f32 on Intel AMX
+    /// ([`BinaryProductWeights`](crate::linalg::BinaryProductWeights)): an f32 GEMM's
+    /// accuracy, not its bits (the sums come in another order). f32 on CPUs without AMX.
+    Bf16x3,
+}
+
+impl ChainProducts {
+    /// What this CPU runs when `self` is asked for: `Bf16x3` only where
+    /// [`BinaryProductWeights::available`](crate::linalg::BinaryProductWeights::available).
+    pub fn effective(self) -> ChainProducts {
+        match self {
+            ChainProducts::Bf16x3 if crate::linalg::BinaryProductWeights::available() => self,
+            _ => ChainProducts::F32,
+        }
+    }
+}
+
+impl std::fmt::Display for ChainProducts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChainProducts::F32 => "f32",
+            ChainProducts::Bf16x3 => "bf16x3",
+        })
+    }
+}
+
+impl std::str::FromStr for ChainProducts {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(ChainProducts::F32),
+            "bf16x3" => Ok(ChainProducts::Bf16x3),
+            other => Err(format!(
+                "chain products must be f32 or bf16x3, not {other:?}"
+            )),
+        }
+    }
 }
 
 /// Single-site conditionals of a general binary MRF.

@@ -77,6 +77,8 @@ const CASES: &[Case] = &[
     ("train-resume-other-options", "train --resume --out {run} --k 3 --structure ~~", 2, &["--resume", "--k", "--structure", "the run has linear"]),
     ("train-resume-other-products", "train --resume --out {run} --network-products bf16", 2, &["--resume", "--network-products", "the run has f32"]),
     ("train-bad-products", "train --out {new} --iters 5 --network-products fp8", 2, &["--network-products", "precision must be f32 or bf16"]),
+    ("train-resume-other-chain-products", "train --resume --out {run} --chain-products bf16x3", 2, &["--resume", "--chain-products", "the run has f32"]),
+    ("train-bad-chain-products", "train --out {new} --iters 5 --chain-products bf16", 2, &["--chain-products", "chain products must be f32 or bf16x3"]),
     ("train-resume-other-dataset", "train --resume --out {run} --dataset omniglot", 2, &["--resume", "--dataset omniglot differs"]),
     ("train-resume-no-checkpoint", "train --resume --out {tmp}/empty_dir", 1, &["--resume", "empty_dir", "no checkpoint"]),
     // ---- gumbolt train: MNIST files (--data-dir) -------------------------------------------------

@@ -38,6 +38,8 @@ fn bench_json_phases_fit_in_the_total() {
     assert_eq!(v["threads"], 1);
     assert_eq!(v["network_products"], "f32");
     assert_eq!(v["network_products_effective"], "f32");
+    assert_eq!(v["chain_products"], "f32");
+    assert_eq!(v["chain_products_effective"], "f32");
     // The peak is measured on this core; the achieved rate cannot exceed it.
     let peak = v["peak_gflops_single_core_f32"].as_f64().unwrap();
     assert_eq!(v["peak_gflops_threads_f32"].as_f64(), Some(peak));
@@ -106,6 +108,7 @@ fn bench_rejects_bad_input() {
         "--structure linear --k 1 --iters 3 --threads 0",
         "--structure bogus --k 1 --iters 3",
         "--structure linear --k 1 --iters 3 --network-products f16",
+        "--structure linear --k 1 --iters 3 --chain-products f32x3",
     ] {
         let mut all = vec!["bench"];
         all.extend(args.split_whitespace());
@@ -118,7 +121,7 @@ fn bench_rejects_bad_input() {
 }
 
 #[test]
-fn bench_reports_bf16_network_products_and_what_ran() {
+fn bench_reports_bf16_network_and_chain_products_and_what_ran() {
     let out = gumbolt(&[
         "bench",
         "--structure",
@@ -137,6 +140,8 @@ fn bench_reports_bf16_network_products_and_what_ran() {
         "1",
         "--network-products",
         "bf16",
+        "--chain-products",
+        "bf16x3",
         "--json",
     ]);
     assert!(
@@ -148,5 +153,12 @@ fn bench_reports_bf16_network_products_and_what_ran() {
     assert_eq!(v["network_products"], "bf16");
     let ran = v["network_products_effective"].as_str().unwrap();
     assert!(ran == "bf16" || ran == "f32", "{ran}");
+    assert_eq!(v["chain_products"], "bf16x3");
+    let chains_ran = v["chain_products_effective"].as_str().unwrap();
+    assert!(
+        chains_ran == "bf16x3" || chains_ran == "f32",
+        "{chains_ran}"
+    );
+    assert_eq!(chains_ran == "bf16x3", ran == "bf16", "both need AMX-BF16");
     assert!(v["sec_per_iter"].as_f64().unwrap() > 0.0);
 }

@@ -77,6 +77,8 @@ fn train_eval_sample_end_to_end() {
     assert!(num(&s["final"], "valid_discrete") < 0.0, "{s}");
     assert_eq!(s["matmul_threads"], "1");
     assert_eq!(s["network_products"], "f32");
+    assert_eq!(s["chain_products"], "f32");
+    assert_eq!(s["chain_products_effective"], "f32");
     for f in [
         "checkpoint.ckpt",
         "config.json",

@@ -13,15 +13,16 @@
 use crate::bipartite::{self, Level};
 use crate::error::{PriorError, Result, check_finite};
 use crate::util::ensure_shape;
-use gumbolt_core::linalg::{Op, affine_unpacked, gemm, gemm_tn, matmul_nn};
+use gumbolt_core::linalg::{BinaryProductWeights, Op, affine_unpacked, gemm, gemm_tn, matmul_nn};
 use gumbolt_core::prior::{
-    Block, BlockConditionals, EnergyGradient, EnergyParamGradient, ExactPartition, Parametric,
-    Prior, SiteConditionals,
+    Block, BlockConditionals, ChainProducts, EnergyGradient, EnergyParamGradient, ExactPartition,
+    Parametric, Prior, SiteConditionals,
 };
 use gumbolt_core::{CoreError, Mat};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A restricted Boltzmann machine over `z = [z1, z2]`, `z1 ∈ {0,1}^{n1}`, `z2 ∈ {0,1}^{n2}`:
 /// `−E(z) = aᵀz1 + bᵀz2 + z1ᵀWz2` (GB Eq. 4, with `W` stored `n1×n2` as in docs/algorithms.md §1).
@@ -519,6 +520,61 @@ impl BlockConditionals for Rbm {
                 ensure_shape(out, rows, self.n1);
                 affine_unpacked(&other, &self.w(), Op::T, self.a(), out);
             }
+        }
+    }
+    /// With [`ChainProducts::Bf16x3`] on an AMX CPU: `W` and `Wᵀ` split and packed once
+    /// ([`BinaryProductWeights`]), so each sweep's two products are exact terms summed in f32.
+    fn prepared_conditionals(
+        &self,
+        products: ChainProducts,
+    ) -> Option<Box<dyn BlockConditionals + '_>> {
+        if products.effective() != ChainProducts::Bf16x3 {
+            return None;
+        }
+        let w = self.w();
+        Some(Box::new(RbmChainProducts {
+            rbm: self,
+            two: Arc::new(BinaryProductWeights::new(&w, Op::N)?),
+            one: Arc::new(BinaryProductWeights::new(&w, Op::T)?),
+        }))
+    }
+}
+
+/// An [`Rbm`]'s block conditionals with prepared couplings
+/// ([`Rbm::prepared_conditionals`]): `logits(Two | z1) = Z1·W + b` and
+/// `logits(One | z2) = Z2·Wᵀ + a` through [`BinaryProductWeights`].
+#[derive(Clone)]
+struct RbmChainProducts<'a> {
+    rbm: &'a Rbm,
+    two: Arc<BinaryProductWeights>,
+    one: Arc<BinaryProductWeights>,
+}
+
+impl std::fmt::Debug for RbmChainProducts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RbmChainProducts({:?})", self.two)
+    }
+}
+
+impl Prior for RbmChainProducts<'_> {
+    fn num_units(&self) -> usize {
+        self.rbm.num_units()
+    }
+
+    fn energy_into(&self, zeta: DMatrixView<'_, f32>, out: &mut [f64]) {
+        self.rbm.energy_into(zeta, out)
+    }
+}
+
+impl BlockConditionals for RbmChainProducts<'_> {
+    fn block_sizes(&self) -> (usize, usize) {
+        self.rbm.block_sizes()
+    }
+
+    fn block_logits(&self, side: Block, other: DMatrixView<'_, f32>, out: &mut Mat) {
+        match side {
+            Block::Two => self.two.affine(&other, self.rbm.b(), out),
+            Block::One => self.one.affine(&other, self.rbm.a(), out),
         }
     }
 }

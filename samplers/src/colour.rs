@@ -10,7 +10,7 @@
 //! two-block [`crate::BlockGibbs`] with its GEMM kernels stays the fast path.
 
 use crate::error::{Result, ensure};
-use crate::kernels::{self, CHAINS_PER_STREAM};
+use crate::kernels::{self, CHAINS_PER_STREAM, Draw};
 use crate::pcd::PcdConfig;
 use gumbolt_core::prior::{ColourConditionals, EnergyParamGradient};
 use gumbolt_core::rng::{StreamRng, streams};
@@ -205,16 +205,14 @@ impl ColourGibbs {
         for (k, class) in self.classes.iter().enumerate() {
             let len = class.len();
             prior.colour_logits(k, self.state.as_view(), &mut self.logits[k]);
-            let u = &mut self.uniforms[..c * len];
-            kernels::fill_uniform_block(&mut self.rngs, &self.groups, c, u);
             let out = &mut self.draw[..c * len];
-            kernels::sample_block(
-                self.logits[k].as_slice(),
-                &self.beta,
-                base.map(|b| b[k].as_slice()),
-                u,
+            let draw = Draw {
+                logits: self.logits[k].as_slice(),
+                beta: &self.beta,
+                base: base.map(|b| b[k].as_slice()),
                 out,
-            );
+            };
+            kernels::draw_block(&mut self.rngs, &self.groups, draw);
             let s = self.state.as_mut_slice();
             for (j, &i) in class.iter().enumerate() {
                 s[i * c..(i + 1) * c].copy_from_slice(&out[j * c..(j + 1) * c]);
@@ -242,16 +240,14 @@ impl ColourGibbs {
         let c = self.chains();
         for (k, class) in self.classes.iter().enumerate() {
             let len = class.len();
-            let u = &mut self.uniforms[..c * len];
-            kernels::fill_uniform_block(&mut self.rngs, &self.groups, c, u);
             let out = &mut self.draw[..c * len];
-            kernels::sample_block(
-                self.logits[k].as_slice(),
-                &self.beta,
-                Some(&field[k]),
-                u,
+            let draw = Draw {
+                logits: self.logits[k].as_slice(),
+                beta: &self.beta,
+                base: Some(&field[k]),
                 out,
-            );
+            };
+            kernels::draw_block(&mut self.rngs, &self.groups, draw);
             let s = self.state.as_mut_slice();
             for (j, &i) in class.iter().enumerate() {
                 s[i * c..(i + 1) * c].copy_from_slice(&out[j * c..(j + 1) * c]);

@@ -10,7 +10,7 @@
 //! needs: the GEMM is done once and each row's logits are scaled inside the Bernoulli kernel.
 
 use crate::error::{Result, ensure};
-use crate::kernels::{self, CHAINS_PER_STREAM};
+use crate::kernels::{self, CHAINS_PER_STREAM, Draw};
 use gumbolt_core::Mat;
 use gumbolt_core::prior::{Block, BlockConditionals};
 use gumbolt_core::rng::{StreamRng, streams};
@@ -310,19 +310,25 @@ impl BlockGibbs {
     /// `z2 ~ σ(β·logits2)`.
     pub(crate) fn sample_two(&mut self) {
         let c = self.chains();
-        let u = &mut self.uniforms[..c * self.n2];
-        kernels::fill_uniform_block(&mut self.rngs, &self.groups, c, u);
-        let out = &mut self.state.as_mut_slice()[c * self.n1..];
-        kernels::sample_block(self.logits2.as_slice(), &self.beta, None, u, out);
+        let draw = Draw {
+            logits: self.logits2.as_slice(),
+            beta: &self.beta,
+            base: None,
+            out: &mut self.state.as_mut_slice()[c * self.n1..],
+        };
+        kernels::draw_block(&mut self.rngs, &self.groups, draw);
     }
 
     /// `z1 ~ σ(β·logits1 + (1 − β)·base)` (`base` is AIS's base-model field, else 0).
     pub(crate) fn sample_one(&mut self, base: Option<&[f32]>) {
         let c = self.chains();
-        let u = &mut self.uniforms[..c * self.n1];
-        kernels::fill_uniform_block(&mut self.rngs, &self.groups, c, u);
-        let out = &mut self.state.as_mut_slice()[..c * self.n1];
-        kernels::sample_block(self.logits1.as_slice(), &self.beta, base, u, out);
+        let draw = Draw {
+            logits: self.logits1.as_slice(),
+            beta: &self.beta,
+            base,
+            out: &mut self.state.as_mut_slice()[..c * self.n1],
+        };
+        kernels::draw_block(&mut self.rngs, &self.groups, draw);
     }
 
     /// Draws `z1 ~ Bernoulli(σ(field))` independently for every chain (AIS's exact base
@@ -333,10 +339,13 @@ impl BlockGibbs {
             self.logits1.column_mut(j).fill(h);
         }
         let ones = vec![1.0f32; c];
-        let u = &mut self.uniforms[..c * self.n1];
-        kernels::fill_uniform_block(&mut self.rngs, &self.groups, c, u);
-        let out = &mut self.state.as_mut_slice()[..c * self.n1];
-        kernels::sample_block(self.logits1.as_slice(), &ones, None, u, out);
+        let draw = Draw {
+            logits: self.logits1.as_slice(),
+            beta: &ones,
+            base: None,
+            out: &mut self.state.as_mut_slice()[..c * self.n1],
+        };
+        kernels::draw_block(&mut self.rngs, &self.groups, draw);
     }
 
     /// Joint energies `E(z) = −h2ᵀz2 − z1ᵀ·logits(One | z2)` of every chain after a sweep, from

@@ -25,11 +25,114 @@ fn bernoulli(x: f32, u: f32) -> f32 {
     }
 }
 
+/// The logits, inverse temperatures, base field and output of [`draw_block`]: column-major
+/// `[rows, cols]` blocks with `rows = beta.len()`.
+pub(crate) struct Draw<'a> {
+    pub(crate) logits: &'a [f32],
+    pub(crate) beta: &'a [f32],
+    pub(crate) base: Option<&'a [f32]>,
+    pub(crate) out: &'a mut [f32],
+}
+
+/// Draws a block of Bernoulli units, `out[c,j] = 1[u[c,j] < σ(β_c·l[c,j] + (1 − β_c)·base_j)]`
+/// (base 0 when `None`), with the uniforms `u` that [`fill_uniform_block`] draws from the same
+/// streams and groups: the same units, bit for bit, as `fill_uniform_block` followed by
+/// [`sample_block`] (tested), but each stream's words become uniforms and units in one pass
+/// over a small buffer, so the `[rows, cols]` block of uniforms never goes through memory.
+pub(crate) fn draw_block(rngs: &mut [StreamRng], groups: &[usize], draw: Draw<'_>) {
+    let rows = draw.beta.len();
+    if rows == 0 {
+        return;
+    }
+    debug_assert_eq!(groups.iter().sum::<usize>(), rows);
+    debug_assert_eq!(rngs.len(), groups.len());
+    let cols = draw.out.len() / rows;
+    let mut words = [0u64; WORD_BUFFER];
+    let mut start = 0;
+    for (rng, &len) in rngs.iter_mut().zip(groups) {
+        if len == 0 {
+            continue;
+        }
+        let per_col = len.div_ceil(2);
+        assert!(
+            per_col <= WORD_BUFFER,
+            "draw_block: a stream group of {len} rows is longer than the word buffer"
+        );
+        let cols_per_fill = WORD_BUFFER / per_col;
+        let mut col = 0;
+        while col < cols {
+            let n = cols_per_fill.min(cols - col);
+            let used = &mut words[..n * per_col];
+            fill_words(rng, used);
+            let at = (rows, start, len, col);
+            bernoulli_columns(
+                used,
+                per_col,
+                at,
+                draw.logits,
+                draw.beta,
+                draw.base,
+                draw.out,
+            );
+            col += n;
+        }
+        start += len;
+    }
+}
+
+gumbolt_core::multiversion! {
+    /// The units of rows `start..start + len` of columns `col0..` of `out` (`[rows, ·]`,
+    /// column-major) from `per_col` consecutive words per column ([`draw_block`]).
+    fn bernoulli_columns(
+        words: &[u64],
+        per_col: usize,
+        at: (usize, usize, usize, usize),
+        logits: &[f32],
+        beta: &[f32],
+        base: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let (rows, start, len, col0) = at;
+        let beta = &beta[start..start + len];
+        // Plain Gibbs (every β = 1, so β·l = l exactly) skips the multiplications.
+        let plain = base.is_none() && beta.iter().all(|&b| b == 1.0);
+        let mut uniforms = [0.0f32; 2 * WORD_BUFFER];
+        for (j, w) in words.chunks_exact(per_col).enumerate() {
+            let col = col0 + j;
+            let u = &mut uniforms[..len];
+            uniforms_from_words(w, u);
+            let first = col * rows + start;
+            let l = &logits[first..first + len];
+            let o = &mut out[first..first + len];
+            match base {
+                None if plain => {
+                    for ((o, &l), &u) in o.iter_mut().zip(l).zip(u.iter()) {
+                        *o = bernoulli(l, u);
+                    }
+                }
+                None => {
+                    for (((o, &l), &u), &b) in o.iter_mut().zip(l).zip(u.iter()).zip(beta) {
+                        *o = bernoulli(b * l, u);
+                    }
+                }
+                Some(h) => {
+                    let h = h[col];
+                    for (((o, &l), &u), &b) in o.iter_mut().zip(l).zip(u.iter()).zip(beta) {
+                        *o = bernoulli(b * l + (1.0 - b) * h, u);
+                    }
+                }
+            }
+        }
+    }
+}
+
 gumbolt_core::multiversion! {
     /// Draws a block of Bernoulli units: for every column `j` and row `c`,
     /// `out[c,j] = 1[u[c,j] < σ(β_c·l[c,j] + (1 − β_c)·base_j)]` (base 0 when `None`).
+    /// The reference of [`draw_block`], which draws the uniforms itself.
     ///
     /// All slices are column-major with `rows = beta.len()` rows.
+    #[cfg(test)]
     pub(crate) fn sample_block(
         logits: &[f32],
         beta: &[f32],
@@ -355,6 +458,46 @@ mod tests {
                 fill_words(x, &mut wx);
                 fill_words(y, &mut wy);
                 assert_eq!(wx, wy);
+            }
+        }
+    }
+
+    #[test]
+    fn fused_draws_equal_uniforms_then_units() {
+        // Groups of even and odd lengths, more columns than one word buffer holds, and the
+        // three cases of the kernel: plain Gibbs, per-row β, and β with AIS's base field.
+        for rows in [1usize, 5, 37, 100] {
+            let groups = uniform_groups(rows, CHAINS_PER_STREAM);
+            let cols = 3 * WORD_BUFFER / 16 + 7;
+            let logits: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i * 7919) % 97) as f32 / 8.0 - 6.0)
+                .collect();
+            let varied: Vec<f32> = (0..rows).map(|c| c as f32 / rows as f32).collect();
+            let ones = vec![1.0f32; rows];
+            let field: Vec<f32> = (0..cols).map(|j| (j % 9) as f32 - 4.0).collect();
+            for (beta, base) in [(&ones, None), (&varied, None), (&varied, Some(&field[..]))] {
+                let mut a = gumbolt_core::rng::streams(21, groups.len());
+                let mut u = vec![0.0f32; rows * cols];
+                fill_uniform_block(&mut a, &groups, rows, &mut u);
+                let mut want = vec![9.0f32; rows * cols];
+                sample_block(&logits, beta, base, &u, &mut want);
+                let mut b = gumbolt_core::rng::streams(21, groups.len());
+                let mut got = vec![9.0f32; rows * cols];
+                let draw = Draw {
+                    logits: &logits,
+                    beta,
+                    base,
+                    out: &mut got,
+                };
+                draw_block(&mut b, &groups, draw);
+                assert_eq!(got, want, "rows {rows}, base {}", base.is_some());
+                assert!(got.contains(&0.0) && got.contains(&1.0));
+                for (x, y) in a.iter_mut().zip(b.iter_mut()) {
+                    let (mut wx, mut wy) = ([0u64; 1], [0u64; 1]);
+                    fill_words(x, &mut wx);
+                    fill_words(y, &mut wy);
+                    assert_eq!(wx, wy, "the streams end in the same state");
+                }
             }
         }
     }

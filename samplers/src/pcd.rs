@@ -8,7 +8,7 @@
 use crate::error::{Result, ensure};
 use crate::gibbs::{BlockGibbs, check_sizes};
 use gumbolt_core::linalg::gemm_tn;
-use gumbolt_core::prior::{BlockConditionals, EnergyParamGradient};
+use gumbolt_core::prior::{BlockConditionals, ChainProducts, EnergyParamGradient};
 use gumbolt_core::{Mat, Sampler};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,11 @@ pub struct PcdConfig {
     pub sweeps: usize,
     /// Seed of the chains' RNG streams. Default 0.
     pub seed: u64,
+    /// Arithmetic of the sweeps' products of chain states with the prior's couplings
+    /// ([`BlockConditionals::prepared_conditionals`]; [`Pcd`] only, the colour-class sampler
+    /// always uses f32). Default f32; configurations written before this field read as f32.
+    #[serde(default)]
+    pub products: ChainProducts,
 }
 
 impl Default for PcdConfig {
@@ -29,6 +34,7 @@ impl Default for PcdConfig {
             chains: 1000,
             sweeps: 200,
             seed: 0,
+            products: ChainProducts::F32,
         }
     }
 }
@@ -49,6 +55,12 @@ impl PcdConfig {
     /// Sets `seed`.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets `products`.
+    pub fn products(mut self, products: ChainProducts) -> Self {
+        self.products = products;
         self
     }
 
@@ -155,7 +167,9 @@ impl Pcd {
 }
 
 impl<P: BlockConditionals + Sync + ?Sized> Sampler<P> for Pcd {
-    /// Runs `S` sweeps at β = 1 from the persistent state and returns the chains (`[C, n1+n2]`).
+    /// Runs `S` sweeps at β = 1 from the persistent state and returns the chains (`[C, n1+n2]`),
+    /// through the prior's [prepared conditionals](BlockConditionals::prepared_conditionals)
+    /// for the configured `products` when it has them.
     /// Inside a rayon pool of several threads the chains' stream groups are run as parallel
     /// tasks ([`BlockGibbs::run_parallel`]), with bit-identical results.
     fn sample(&mut self, prior: &P) -> &Mat {
@@ -166,7 +180,10 @@ impl<P: BlockConditionals + Sync + ?Sized> Sampler<P> for Pcd {
                 .expect("validated PCD configuration and non-empty blocks")
         });
         check_sizes(g.block_sizes(), sizes);
-        g.run_parallel(prior, cfg.sweeps);
+        match prior.prepared_conditionals(cfg.products) {
+            Some(prepared) => g.run_parallel(&*prepared, cfg.sweeps),
+            None => g.run_parallel(prior, cfg.sweeps),
+        }
         g.state()
     }
 }

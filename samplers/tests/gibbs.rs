@@ -3,9 +3,9 @@
 mod common;
 
 use common::{assert_bernoulli_means, column_means, random_rbm};
-use gumbolt_core::Sampler;
 use gumbolt_core::exact::enumerate;
-use gumbolt_core::prior::{ExactPartition, Parametric};
+use gumbolt_core::prior::{Block, BlockConditionals, ExactPartition, Parametric};
+use gumbolt_core::{ChainProducts, Mat, Sampler};
 use gumbolt_priors::{PolynomialMrf, Rbm};
 use gumbolt_samplers::{
     BlockGibbs, NegativePhase, Pcd, PcdConfig, SamplerError, SiteGibbs, SiteGibbsConfig,
@@ -122,32 +122,81 @@ fn pcd_config_is_validated_and_state_persists() {
 fn pcd_in_a_thread_pool_is_bit_identical_to_one_thread() {
     // 100 chains = stream groups of 32, 32, 32 and 4; an RBM with uneven blocks. Several
     // calls (the streams must carry over) and a re-seeded state in between.
+    // Both chain products (bf16x3 runs only where AMX does; elsewhere it is f32 again).
     let rbm = random_rbm(37, 23, 1.0, 15);
-    let fresh = || Pcd::new(PcdConfig::default().chains(100).sweeps(7).seed(3)).unwrap();
-    let trajectory = |pcd: &mut Pcd| -> Vec<Vec<u32>> {
-        (0..4)
-            .map(|_| pcd.sample(&rbm).iter().map(|v| v.to_bits()).collect())
-            .collect()
-    };
-    let mut serial = fresh();
-    let want = trajectory(&mut serial);
-    let g = serial.chains().unwrap();
-    let want_logits: Vec<u32> = g.last_logits_one().iter().map(|v| v.to_bits()).collect();
-    for threads in [2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let mut pcd = fresh();
-        let got = pool.install(|| trajectory(&mut pcd));
-        assert_eq!(got, want, "{threads} threads");
-        let g = pcd.chains().unwrap();
-        let logits: Vec<u32> = g.last_logits_one().iter().map(|v| v.to_bits()).collect();
-        assert_eq!(logits, want_logits, "last logits, {threads} threads");
+    for products in [ChainProducts::F32, ChainProducts::Bf16x3] {
+        let fresh = || {
+            let config = PcdConfig::default().chains(100).sweeps(7).seed(3);
+            Pcd::new(config.products(products)).unwrap()
+        };
+        let trajectory = |pcd: &mut Pcd| -> Vec<Vec<u32>> {
+            (0..4)
+                .map(|_| pcd.sample(&rbm).iter().map(|v| v.to_bits()).collect())
+                .collect()
+        };
+        let mut serial = fresh();
+        let want = trajectory(&mut serial);
+        let g = serial.chains().unwrap();
+        let want_logits: Vec<u32> = g.last_logits_one().iter().map(|v| v.to_bits()).collect();
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut pcd = fresh();
+            let got = pool.install(|| trajectory(&mut pcd));
+            assert_eq!(got, want, "{products}, {threads} threads");
+            let g = pcd.chains().unwrap();
+            let logits: Vec<u32> = g.last_logits_one().iter().map(|v| v.to_bits()).collect();
+            assert_eq!(
+                logits, want_logits,
+                "{products}, last logits, {threads} threads"
+            );
+        }
+        // Distinct groups really ran: the four groups' chains differ from each other.
+        let state = serial.sample(&rbm);
+        assert_ne!(state.row(0), state.row(32));
     }
-    // Distinct groups really ran: the four groups' chains differ from each other.
-    let state = serial.sample(&rbm);
-    assert_ne!(state.row(0), state.row(32));
+}
+
+#[test]
+fn bf16x3_chain_products_keep_f32_accuracy_and_the_exact_statistics() {
+    if ChainProducts::Bf16x3.effective() != ChainProducts::Bf16x3 {
+        eprintln!("skipped: this CPU or kernel has no AMX-BF16");
+        return;
+    }
+    // The last sweep's logits against f32 products of the same states: the terms are exact
+    // and summed in f32, so they agree to f32 rounding (n + 1 roundings of the largest partial
+    // sum), but not bit for bit everywhere (the AMX kernel ran).
+    let rbm = random_rbm(37, 23, 1.0, 16);
+    let config = PcdConfig::default().chains(100).sweeps(5).seed(4);
+    let mut pcd = Pcd::new(config.products(ChainProducts::Bf16x3)).unwrap();
+    let state = pcd.sample(&rbm).clone();
+    let g = pcd.chains().unwrap();
+    let mut f32_logits = Mat::zeros(100, 37);
+    rbm.block_logits(Block::One, g.z2(), &mut f32_logits);
+    let got = g.last_logits_one();
+    for i in 0..37 {
+        // |a_i| + Σ_j |W_ij| bounds every partial sum of row i's logit; 24 terms.
+        let magnitude = rbm.a()[i].abs() + rbm.w().row(i).iter().map(|w| w.abs()).sum::<f32>();
+        let tol = 24.0 * magnitude * f32::EPSILON;
+        for c in 0..100 {
+            let err = (got[(c, i)] - f32_logits[(c, i)]).abs();
+            assert!(err <= tol, "chain {c}, unit {i}: {err} > {tol}");
+        }
+    }
+    assert_ne!(got, &f32_logits, "the bf16x3 kernel ran");
+    assert!(state.iter().all(|&v| v == 0.0 || v == 1.0));
+
+    // The negative phase still estimates ∇log Z without bias (as in the f32 test above).
+    let rbm = random_rbm(6, 8, 0.8, 13);
+    let chains = 40_000;
+    let config = PcdConfig::default().chains(chains).sweeps(100).seed(6);
+    let mut pcd = Pcd::new(config.products(ChainProducts::Bf16x3)).unwrap();
+    pcd.sample(&rbm);
+    let neg = pcd.negative_phase().unwrap();
+    let exact = rbm.log_partition_grad().unwrap();
+    assert_bernoulli_means("∇log Z (bf16x3)", &neg.to_flat(), &exact, chains);
 }
 
 #[test]

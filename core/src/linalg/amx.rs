@@ -99,7 +99,6 @@ pub(super) fn to_bf16(x: f32) -> u16 {
 }
 
 /// The f32 value of bf16 bits.
-#[cfg(test)]
 pub(super) fn from_bf16(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
@@ -401,12 +400,166 @@ pub(super) unsafe fn sgemm(
                     tiles_n,
                 },
                 pp,
+                1,
                 qp,
                 Epilogue {
                     alpha,
                     beta,
                     t: c,
                     ldt,
+                },
+            );
+        }
+    });
+}
+
+/// Parts of a [`SplitPanel`] weight.
+pub(super) const SPLIT_PARTS: usize = 3;
+
+/// `x` as three bf16 values `[hi, mid, lo]` whose sum is `x` exactly: `hi` is `x` rounded to
+/// bf16, `mid` the rounded remainder, `lo` the rest, which has at most 8 significant bits (the
+/// subtractions are exact). Exact for every finite `x` whose `lo` is not below f32's normal
+/// range (|x| ≳ 2⁻¹¹⁰) and below bf16's largest value.
+pub(super) fn split_bf16(x: f32) -> [u16; SPLIT_PARTS] {
+    let hi = to_bf16(x);
+    let rest = x - from_bf16(hi);
+    let mid = to_bf16(rest);
+    let lo = to_bf16(rest - from_bf16(mid));
+    [hi, mid, lo]
+}
+
+/// A matrix P (`rows×k`) packed once as the P operand of many products, each element split
+/// into [`SPLIT_PARTS`] bf16 parts ([`split_bf16`]): tile `(t, b, s)` of part `s` at
+/// `((t·kb + b)·parts + s)·TILE`, padding zero.
+pub(super) struct SplitPanel {
+    rows: usize,
+    k: usize,
+    kb: usize,
+    tiles_m: usize,
+    buf: Vec<u16>,
+    /// Offset of the 64-byte-aligned first tile in `buf`.
+    start: usize,
+}
+
+impl SplitPanel {
+    /// Packs `p` (`rows×k`).
+    ///
+    /// # Safety
+    /// `p` describes a valid `rows×k` matrix.
+    unsafe fn pack(rows: usize, k: usize, p: View) -> Self {
+        let kb = k.div_ceil(TK);
+        let tiles_m = rows.div_ceil(TR).next_multiple_of(2);
+        let mut buf = vec![0u16; tiles_m * kb * SPLIT_PARTS * TILE + TILE];
+        let start = buf.as_ptr().align_offset(64);
+        let tiles = &mut buf[start..];
+        for i in 0..rows {
+            let (t, r) = (i / TR, i % TR);
+            for l in 0..k {
+                let (b, c) = (l / TK, l % TK);
+                // SAFETY: (i, l) is inside P.
+                let parts = split_bf16(unsafe { p.at(i, l) });
+                for (s, part) in parts.into_iter().enumerate() {
+                    tiles[((t * kb + b) * SPLIT_PARTS + s) * TILE + r * TK + c] = part;
+                }
+            }
+        }
+        Self {
+            rows,
+            k,
+            kb,
+            tiles_m,
+            buf,
+            start,
+        }
+    }
+
+    /// Rows of P.
+    pub(super) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns of P (the inner dimension).
+    pub(super) fn k(&self) -> usize {
+        self.k
+    }
+}
+
+/// Packs `op(W)ᵀ` of a `k×n` matrix `op(W)` with element `(l, j)` of `op(W)` at
+/// `ptr + l·rs + j·cs` into a [`SplitPanel`] (`n×k`); `None` when AMX is not [`available`].
+///
+/// # Safety
+/// The pointer and strides describe a valid `k×n` matrix.
+pub(super) unsafe fn split_panel(
+    k: usize,
+    n: usize,
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+) -> Option<SplitPanel> {
+    if !available() {
+        return None;
+    }
+    // SAFETY: the caller's contract; P(i, l) = op(W)(l, i).
+    Some(unsafe {
+        SplitPanel::pack(
+            n,
+            k,
+            View {
+                ptr,
+                rs: cs,
+                cs: rs,
+            },
+        )
+    })
+}
+
+/// `C[c, j] += Σ_l Z[c, l]·P[j, l]` for a column-major `cols×k` matrix Z (leading dimension
+/// `ldz`, 0/1 entries for exact products) and a column-major `cols×rows` C (leading dimension
+/// `ldc`): the row-major `T = Cᵀ ← T + P·Zᵀ` with P's parts summed. Every element of C is the
+/// same instruction sequence whatever `cols`, so each row of C depends only on the same row of Z.
+///
+/// # Safety
+/// Z and C describe valid matrices of these shapes, C not aliasing Z, `ldz, ldc ≥ cols ≥ 1`,
+/// and `panel` came from [`split_panel`] (so AMX is available).
+pub(super) unsafe fn split_product(
+    panel: &SplitPanel,
+    cols: usize,
+    z: *const f32,
+    ldz: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (rows, k, kb) = (panel.rows, panel.k, panel.kb);
+    let tiles_n = cols.div_ceil(TR).next_multiple_of(2);
+    BUFFERS.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let qp = super::aligned64(&mut bufs.q, tiles_n * kb * TILE);
+        // Q = Zᵀ (k×cols): element (l, j) = Z[j, l] at z + l·ldz + j.
+        let q = View {
+            ptr: z,
+            rs: ldz as isize,
+            cs: 1,
+        };
+        // SAFETY: the caller's contract; the buffer holds the padded tiles, the panel its own.
+        unsafe {
+            pack_q(k, cols, q, kb, qp);
+            zero_tiles(qp, cols.div_ceil(TR) * kb, tiles_n * kb);
+            compute(
+                Shape {
+                    rows,
+                    cols,
+                    kb,
+                    tiles_m: panel.tiles_m,
+                    tiles_n,
+                },
+                panel.buf.as_ptr().add(panel.start),
+                SPLIT_PARTS,
+                qp,
+                Epilogue {
+                    alpha: 1.0,
+                    beta: 1.0,
+                    t: c,
+                    ldt: ldc as isize,
                 },
             );
         }
@@ -432,11 +585,15 @@ struct Epilogue {
     ldt: isize,
 }
 
-/// Runs the 2×2-tile blocks over the packed operands.
+/// Runs the 2×2-tile blocks over the packed operands. P holds `parts` tiles per row tile and
+/// inner block (tile `(t, b, s)` at `((t·kb + b)·parts + s)·TILE`), all multiplied by the same
+/// Q tile and summed: `parts = 1` is a plain product, `parts = 3` the split weights of
+/// [`SplitPanel`].
 ///
 /// # Safety
-/// The packed buffers hold `tiles_m·kb` and `tiles_n·kb` tiles; T covers `rows×cols` at `ldt`.
-unsafe fn compute(s: Shape, pp: *const u16, qp: *const u16, e: Epilogue) {
+/// The packed buffers hold `tiles_m·kb·parts` and `tiles_n·kb` tiles; T covers `rows×cols` at
+/// `ldt`.
+unsafe fn compute(s: Shape, pp: *const u16, parts: usize, qp: *const u16, e: Epilogue) {
     let cfg = TileConfig::new();
     // With α = 1 and β ∈ {0, 1} the accumulators start from C (or zero) and end in C; any other
     // α, β start from zero and go through `α·acc + β·c` element by element. Whole tiles are
@@ -456,8 +613,8 @@ unsafe fn compute(s: Shape, pp: *const u16, qp: *const u16, e: Epilogue) {
         // Along rows of T: a pair of P's row tiles stays in L1 while Q streams from L2, and
         // consecutive blocks write the same 32 rows of C (pages stay in the TLB).
         for ti in (0..s.tiles_m).step_by(2) {
-            let p0 = pp.add(ti * s.kb * TILE);
-            let p1 = pp.add((ti + 1) * s.kb * TILE);
+            let p0 = pp.add(ti * s.kb * parts * TILE);
+            let p1 = pp.add((ti + 1) * s.kb * parts * TILE);
             for tj in (0..s.tiles_n).step_by(2) {
                 let q0 = qp.add(tj * s.kb * TILE);
                 let q1 = qp.add((tj + 1) * s.kb * TILE);
@@ -478,7 +635,32 @@ unsafe fn compute(s: Shape, pp: *const u16, qp: *const u16, e: Epilogue) {
                         tile_load(x, places[x].0, places[x].1);
                     }
                 }
-                for b in 0..s.kb {
+                for b in (0..s.kb).filter(|_| parts > 1) {
+                    asm!(
+                        "tileloadd tmm6, [{q0} + {s}*1]",
+                        "tileloadd tmm7, [{q1} + {s}*1]",
+                        q0 = in(reg) q0.add(b * TILE),
+                        q1 = in(reg) q1.add(b * TILE),
+                        s = in(reg) 64usize,
+                        options(nostack, readonly),
+                    );
+                    for part in 0..parts {
+                        let at = (b * parts + part) * TILE;
+                        asm!(
+                            "tileloadd tmm4, [{p0} + {s}*1]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tileloadd tmm5, [{p1} + {s}*1]",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            p0 = in(reg) p0.add(at),
+                            p1 = in(reg) p1.add(at),
+                            s = in(reg) 64usize,
+                            options(nostack, readonly),
+                        );
+                    }
+                }
+                for b in (0..s.kb).filter(|_| parts == 1) {
                     asm!(
                         "tileloadd tmm4, [{p0} + {s}*1]",
                         "tileloadd tmm6, [{q0} + {s}*1]",

@@ -22,6 +22,7 @@ use super::{int_at_least, usage_error};
 use anyhow::{Context, Result};
 use clap::Args;
 use gumbolt_core::Mat;
+use gumbolt_core::ChainProducts;
 use gumbolt_core::linalg::Precision;
 use gumbolt_models::gumbolt::{GumBolt, GumBoltConfig, ModelError, PhaseTimes, Structure};
 use gumbolt_models::train::TrainState;
@@ -96,6 +97,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "P", value_parser = super::train::parse_precision)]
     network_products: Option<Precision>,
 
+    /// Arithmetic of the PCD sweeps' products, as `gumbolt train --chain-products`
+    /// [default: f32].
+    #[arg(long, value_name = "P", value_parser = super::train::parse_chain_products)]
+    chain_products: Option<ChainProducts>,
+
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -154,6 +160,9 @@ struct BenchResult {
     /// `--network-products`, and what this CPU ran (bf16 only where AMX-BF16 runs).
     network_products: Precision,
     network_products_effective: Precision,
+    /// `--chain-products`, and what this CPU ran (bf16x3 only where AMX-BF16 runs).
+    chain_products: ChainProducts,
+    chain_products_effective: ChainProducts,
     /// Median seconds per training step.
     sec_per_iter: f64,
     /// Mean seconds per training step.
@@ -276,8 +285,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let pcd = PcdConfig::default()
         .chains(args.pcd_chains)
         .sweeps(args.pcd_steps)
-        .seed(args.seed ^ 0x5043_445F_5345_4544);
+        .seed(args.seed ^ 0x5043_445F_5345_4544)
+        .products(args.chain_products.unwrap_or_default());
 
+    let chain_products = pcd.products;
     let mut model = GumBolt::with_pcd(mc.clone(), &data.means(), pcd).map_err(model_error)?;
     let n = images.n();
     let mut batch = Mat::zeros(0, 0);
@@ -345,6 +356,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         matmul_threads: env_threads,
         network_products: mc.train.network_products,
         network_products_effective: mc.train.network_products.effective(),
+        chain_products,
+        chain_products_effective: chain_products.effective(),
         cpu_model: super::manifest::cpu_model(),
         simd_path: gumbolt_core::numerics::simd_path(),
         threads,
@@ -404,8 +417,13 @@ fn print_table(w: &mut impl std::io::Write, r: &BenchResult) -> std::io::Result<
     )?;
     writeln!(
         w,
-        "CPU: {} ({} kernels); network products {} (ran {})",
-        r.cpu_model, r.simd_path, r.network_products, r.network_products_effective
+        "CPU: {} ({} kernels); network products {} (ran {}), chain products {} (ran {})",
+        r.cpu_model,
+        r.simd_path,
+        r.network_products,
+        r.network_products_effective,
+        r.chain_products,
+        r.chain_products_effective
     )?;
     writeln!(w, "{}", super::hostload::describe(r.host))?;
     writeln!(

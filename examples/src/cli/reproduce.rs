@@ -27,6 +27,7 @@ use super::train::{
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use gumbolt_core::ChainProducts;
 use gumbolt_core::linalg::Precision;
 use gumbolt_examples::plot::{self, ModelPoint, ReferencePoint};
 use gumbolt_models::gumbolt::Structure;
@@ -314,6 +315,11 @@ pub(crate) struct ReproduceArgs {
     #[arg(long, value_name = "P", value_parser = super::train::parse_precision)]
     network_products: Option<Precision>,
 
+    /// Arithmetic of the PCD sweeps' products while training, as `gumbolt train
+    /// --chain-products` (recorded in the results) [default: f32].
+    #[arg(long, value_name = "P", value_parser = super::train::parse_chain_products)]
+    chain_products: Option<ChainProducts>,
+
     /// Directory of the data set (as for `gumbolt train`) [default: the bundled copy].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -520,6 +526,14 @@ struct Settings {
     /// before it could be chosen).
     #[serde(default, skip_serializing_if = "is_f32")]
     network_products: Precision,
+    /// The PCD sweeps' products (absent from the JSON when f32, as in results written before
+    /// it could be chosen).
+    #[serde(default, skip_serializing_if = "is_f32_chains")]
+    chain_products: ChainProducts,
+}
+
+fn is_f32_chains(p: &ChainProducts) -> bool {
+    *p == ChainProducts::F32
 }
 
 fn is_f32(p: &Precision) -> bool {
@@ -873,6 +887,10 @@ fn settings_of(args: &ReproduceArgs, source: &Source) -> Settings {
     if network_products != Precision::F32 {
         overrides.push(format!("--network-products {network_products}"));
     }
+    let chain_products = args.chain_products.unwrap_or_default();
+    if chain_products != ChainProducts::F32 {
+        overrides.push(format!("--chain-products {chain_products}"));
+    }
     Settings {
         budget: args.budget.name().into(),
         dataset: args.dataset.name().into(),
@@ -886,6 +904,7 @@ fn settings_of(args: &ReproduceArgs, source: &Source) -> Settings {
         monitor_records: b.monitor_records,
         overrides,
         network_products,
+        chain_products,
     }
 }
 
@@ -1112,6 +1131,7 @@ fn cell_run(
     if let Some(p) = &mut run.pcd {
         p.sweeps = s.pcd_steps;
         p.chains = s.pcd_chains;
+        p.products = s.chain_products;
     }
     run.trainer.monitor.interval = Interval::Times(s.monitor_records);
     if let Some(i) = checkpoint_interval(s) {

@@ -15,6 +15,7 @@ use super::rundir::{
 use super::{int_at_least, usage_error};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
+use gumbolt_core::ChainProducts;
 use gumbolt_core::linalg::Precision;
 use gumbolt_datasets::Dataset;
 use gumbolt_examples::plot::{self, Series};
@@ -101,6 +102,10 @@ pub(crate) fn parse_structure(s: &str) -> Result<Structure, String> {
 
 /// `f32` or `bf16` (`--network-products`).
 pub(crate) fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
+}
+
+pub(crate) fn parse_chain_products(s: &str) -> Result<ChainProducts, String> {
     s.parse()
 }
 
@@ -286,6 +291,13 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "P", value_parser = parse_precision, help_heading = "Training")]
     pub(crate) network_products: Option<Precision>,
 
+    /// Arithmetic of the PCD sweeps' products of the chains' 0/1 states with the prior's
+    /// couplings (--model gumbolt): f32, or bf16x3 (each coupling split into three bf16 parts
+    /// that sum to it exactly, so every product is exact, summed in f32 on CPUs with AMX-BF16;
+    /// f32 elsewhere; results then depend on the CPU) [default: f32].
+    #[arg(long, value_name = "P", value_parser = parse_chain_products, help_heading = "Training")]
+    pub(crate) chain_products: Option<ChainProducts>,
+
     /// Monitor every N iterations (and at 0 and T) [default: 20 records per run].
     #[arg(long, value_name = "N", value_parser = parse_iters, conflicts_with = "monitor_records",
           help_heading = "Monitoring")]
@@ -341,6 +353,7 @@ impl TrainArgs {
             pcd_steps: None,
             pcd_chains: None,
             network_products: None,
+            chain_products: None,
             monitor_every: None,
             monitor_records: None,
             monitor_k: None,
@@ -366,6 +379,7 @@ fn option_for(name: &str) -> String {
         "monitor" => "--monitor-k".into(),
         "chains" => "--pcd-chains".into(),
         "sweeps" => "--pcd-steps".into(),
+        "products" => "--chain-products".into(),
         other => format!("the setting `{other}`"),
     }
 }
@@ -479,6 +493,11 @@ fn check_resume_options(args: &TrainArgs, kind: PriorKind, meta: &CheckpointMeta
                 args.pcd_chains.is_some_and(|c| c != p.chains),
                 "--pcd-chains",
                 p.chains.to_string(),
+            );
+            check(
+                args.chain_products.is_some_and(|c| c != p.products),
+                "--chain-products",
+                p.products.to_string(),
             );
         }
     }
@@ -687,11 +706,11 @@ fn new_run_of(args: &TrainArgs) -> Result<NewRun> {
         args.seed.unwrap_or(0),
     )?;
     if run.pcd.is_none()
-        && (args.pcd_steps.is_some() || args.pcd_chains.is_some())
+        && (args.pcd_steps.is_some() || args.pcd_chains.is_some() || args.chain_products.is_some())
         && !args.quiet
     {
         eprintln!(
-            "warning: --pcd-steps and --pcd-chains are ignored by --model {}",
+            "warning: --pcd-steps, --pcd-chains and --chain-products are ignored by --model {}",
             run.model.name
         );
     }
@@ -725,6 +744,7 @@ fn new_run_of(args: &TrainArgs) -> Result<NewRun> {
     if let Some(p) = &mut run.pcd {
         p.chains = args.pcd_chains.unwrap_or(p.chains);
         p.sweeps = args.pcd_steps.unwrap_or(p.sweeps);
+        p.products = args.chain_products.unwrap_or(p.products);
     }
     Ok(run)
 }
@@ -1041,6 +1061,10 @@ pub(crate) struct TrainSummary {
     /// `train.network_products` of the run, and what this CPU ran ([`Precision::effective`]).
     network_products: Precision,
     network_products_effective: Precision,
+    /// The PCD sweeps' `--chain-products` (models with PCD), and what this CPU ran
+    /// ([`ChainProducts::effective`]).
+    chain_products: Option<ChainProducts>,
+    chain_products_effective: Option<ChainProducts>,
     /// Over this invocation's training (steps and monitoring): the fraction of all CPU time
     /// the hypervisor stole and the fraction other processes used (Linux only).
     host: Option<super::hostload::HostLoad>,
@@ -1281,6 +1305,8 @@ impl Session<'_> {
             matmul_threads: std::env::var("MATMUL_NUM_THREADS").ok(),
             network_products: mc.train.network_products,
             network_products_effective: mc.train.network_products.effective(),
+            chain_products: self.config.pcd.as_ref().map(|p| p.products),
+            chain_products_effective: self.config.pcd.as_ref().map(|p| p.products.effective()),
             host,
         };
         rundir::write_json_atomic(&self.dir.file(SUMMARY), &out)?;
