@@ -6,6 +6,7 @@
 #
 #   scripts/ab_bench.sh OLD_BIN NEW_BIN            # 5 rounds, all cores
 #   ROUNDS=3 THREADS=1 scripts/ab_bench.sh OLD_BIN NEW_BIN
+#   B_ARGS="--chain-products bf16x3" scripts/ab_bench.sh BIN BIN   # one binary, two settings
 #
 # Run it on an otherwise idle machine (stop long runs with kill -STOP, resume with -CONT).
 set -euo pipefail
@@ -16,11 +17,14 @@ rounds=${ROUNDS:-5}
 threads=${THREADS:-$(nproc)}
 ROWS=${ROWS:-"linear:1:300 nonlinear:1:300 nonlinear2:1:200 nonlinear:20:100 nonlinear2:20:100"}
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+# A_ARGS / B_ARGS: extra `gumbolt bench` options of each side (e.g. --network-products bf16).
 time_of() {
-  "$1" bench --structure "$2" --k "$3" --iters "$4" --threads "$threads" --json | jq .sec_per_iter
+  local bin=$1 extra=$5
+  # shellcheck disable=SC2086 # the extra options are meant to split into words
+  "$bin" bench --structure "$2" --k "$3" --iters "$4" --threads "$threads" --json $extra | jq .sec_per_iter
 }
-echo "A = $a"
-echo "B = $b"
+echo "A = $a ${A_ARGS:-}"
+echo "B = $b ${B_ARGS:-}"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $threads thread(s), $rounds rounds"
 echo "| row | A s/iter | B s/iter | B / A |"
 echo "|---|---|---|---|"
@@ -28,8 +32,8 @@ for row in $ROWS; do
   IFS=: read -r s k iters <<<"$row"
   ta=() tb=()
   for _ in $(seq "$rounds"); do
-    ta+=("$(time_of "$a" "$s" "$k" "$iters")")
-    tb+=("$(time_of "$b" "$s" "$k" "$iters")")
+    ta+=("$(time_of "$a" "$s" "$k" "$iters" "${A_ARGS:-}")")
+    tb+=("$(time_of "$b" "$s" "$k" "$iters" "${B_ARGS:-}")")
   done
   ma=$(printf '%s\n' "${ta[@]}" | median)
   mb=$(printf '%s\n' "${tb[@]}" | median)

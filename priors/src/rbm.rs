@@ -12,7 +12,7 @@
 
 use crate::bipartite::{self, Level};
 use crate::error::{PriorError, Result, check_finite};
-use crate::util::ensure_shape;
+use crate::util::{ensure_shape, with_scratch};
 use gumbolt_core::linalg::{BinaryProductWeights, Op, affine_unpacked, gemm, gemm_tn, matmul_nn};
 use gumbolt_core::prior::{
     Block, BlockConditionals, ChainProducts, EnergyGradient, EnergyParamGradient, ExactPartition,
@@ -344,19 +344,18 @@ impl Prior for Rbm {
                 *o += ai * z as f64;
             }
         }
-        let mut t = Mat::zeros(rows, n2);
-        matmul_nn(&z1, &self.w(), &mut t);
-        for (j, &bj) in self.b().iter().enumerate() {
-            let bj = bj as f64;
-            let col = z2.column(j);
-            for ((o, &z), &tj) in out
-                .iter_mut()
-                .zip(col.as_slice())
-                .zip(t.column(j).as_slice())
-            {
-                *o += (bj + tj as f64) * z as f64;
+        with_scratch(rows * n2, |t| {
+            // β = 0: the product overwrites the scratch without reading it.
+            let mut tv = DMatrixViewMut::from_slice(t, rows, n2);
+            matmul_nn(&z1, &self.w(), &mut tv);
+            for ((j, &bj), tj) in self.b().iter().enumerate().zip(t.chunks_exact(rows)) {
+                let bj = bj as f64;
+                let col = z2.column(j);
+                for ((o, &z), &tj) in out.iter_mut().zip(col.as_slice()).zip(tj) {
+                    *o += (bj + tj as f64) * z as f64;
+                }
             }
-        }
+        });
         for o in out.iter_mut() {
             *o = -*o;
         }
@@ -373,17 +372,31 @@ impl EnergyGradient for Rbm {
         let z1 = zeta.columns(0, n1);
         let z2 = zeta.columns(n1, n2);
         let w = self.w();
-        {
-            let mut o1 = out.columns_mut(0, n1);
-            gemm(-1.0, &z2, Op::N, &w, Op::T, 0.0, &mut o1);
-            for (i, &ai) in self.a().iter().enumerate() {
-                o1.column_mut(i).iter_mut().for_each(|v| *v -= ai);
-            }
+        gemm(
+            -1.0,
+            &z2,
+            Op::N,
+            &w,
+            Op::T,
+            0.0,
+            &mut out.columns_mut(0, n1),
+        );
+        gemm(
+            -1.0,
+            &z1,
+            Op::N,
+            &w,
+            Op::N,
+            0.0,
+            &mut out.columns_mut(n1, n2),
+        );
+        if rows == 0 {
+            return;
         }
-        let mut o2 = out.columns_mut(n1, n2);
-        gemm(-1.0, &z1, Op::N, &w, Op::N, 0.0, &mut o2);
-        for (j, &bj) in self.b().iter().enumerate() {
-            o2.column_mut(j).iter_mut().for_each(|v| *v -= bj);
+        // The biases, column by column over contiguous slices (`out` is column-major).
+        let bias = self.a().iter().chain(self.b());
+        for (col, &h) in out.as_mut_slice().chunks_exact_mut(rows).zip(bias) {
+            col.iter_mut().for_each(|v| *v -= h);
         }
     }
 }
@@ -431,23 +444,22 @@ impl EnergyParamGradient for Rbm {
         let z1 = zeta.columns(0, n1);
         let z2 = zeta.columns(n1, n2);
         let mut gw = DMatrixViewMut::from_slice(&mut grad[n1 + n2..], n1, n2);
-        if n1 <= n2 {
-            let mut zw = z1.clone_owned();
-            for mut col in zw.column_iter_mut() {
-                for (v, &w) in col.iter_mut().zip(weights) {
-                    *v *= w;
+        // A row-weighted copy of the smaller side, in a reused scratch buffer.
+        let (small, n_small) = if n1 <= n2 { (&z1, n1) } else { (&z2, n2) };
+        with_scratch(rows * n_small, |zw| {
+            for (i, dst) in zw.chunks_exact_mut(rows).enumerate() {
+                let col = small.column(i);
+                for ((d, &z), &w) in dst.iter_mut().zip(col.as_slice()).zip(weights) {
+                    *d = z * w;
                 }
             }
-            gemm_tn(1.0, &zw, &z2, 1.0, &mut gw);
-        } else {
-            let mut zw = z2.clone_owned();
-            for mut col in zw.column_iter_mut() {
-                for (v, &w) in col.iter_mut().zip(weights) {
-                    *v *= w;
-                }
+            let zw = DMatrixView::from_slice(zw, rows, n_small);
+            if n1 <= n2 {
+                gemm_tn(1.0, &zw, &z2, 1.0, &mut gw);
+            } else {
+                gemm_tn(1.0, &z1, &zw, 1.0, &mut gw);
             }
-            gemm_tn(1.0, &z1, &zw, 1.0, &mut gw);
-        }
+        });
     }
 }
 
