@@ -44,9 +44,30 @@ pub(crate) fn draw_block(rngs: &mut [StreamRng], groups: &[usize], draw: Draw<'_
     if rows == 0 {
         return;
     }
-    debug_assert_eq!(groups.iter().sum::<usize>(), rows);
-    debug_assert_eq!(rngs.len(), groups.len());
     let cols = draw.out.len() / rows;
+    let Draw {
+        logits,
+        beta,
+        base,
+        out,
+    } = draw;
+    for_each_word_chunk(rngs, groups, cols, |words, per_col, (start, len), col| {
+        let at = (rows, start, len, col);
+        bernoulli_columns(words, per_col, at, logits, beta, base, out);
+    });
+}
+
+/// Walks the streams' words in the order both block draws consume them: for each group `g`
+/// (rows `start..start + len`, stream `rngs[g]`, `per_col = ⌈len/2⌉` words per column) and each
+/// chunk of columns `col..` that fits the word buffer, `f(words, per_col, (start, len), col)`
+/// with the stream's next words for those columns.
+fn for_each_word_chunk(
+    rngs: &mut [StreamRng],
+    groups: &[usize],
+    cols: usize,
+    mut f: impl FnMut(&[u64], usize, (usize, usize), usize),
+) {
+    debug_assert_eq!(rngs.len(), groups.len());
     let mut words = [0u64; WORD_BUFFER];
     let mut start = 0;
     for (rng, &len) in rngs.iter_mut().zip(groups) {
@@ -56,7 +77,7 @@ pub(crate) fn draw_block(rngs: &mut [StreamRng], groups: &[usize], draw: Draw<'_
         let per_col = len.div_ceil(2);
         assert!(
             per_col <= WORD_BUFFER,
-            "draw_block: a stream group of {len} rows is longer than the word buffer"
+            "a stream group of {len} rows is longer than the word buffer"
         );
         let cols_per_fill = WORD_BUFFER / per_col;
         let mut col = 0;
@@ -64,16 +85,7 @@ pub(crate) fn draw_block(rngs: &mut [StreamRng], groups: &[usize], draw: Draw<'_
             let n = cols_per_fill.min(cols - col);
             let used = &mut words[..n * per_col];
             fill_words(rng, used);
-            let at = (rows, start, len, col);
-            bernoulli_columns(
-                used,
-                per_col,
-                at,
-                draw.logits,
-                draw.beta,
-                draw.base,
-                draw.out,
-            );
+            f(used, per_col, (start, len), col);
             col += n;
         }
         start += len;
@@ -306,40 +318,17 @@ pub(crate) fn fill_uniform_block(
         return;
     }
     debug_assert_eq!(groups.iter().sum::<usize>(), rows);
-    debug_assert_eq!(rngs.len(), groups.len());
     let cols = out.len() / rows;
     // Each stream's draws, column after column, in a tight loop over a buffer of words, then
     // one vectorised conversion of the buffer: the same values as drawing column by column.
-    let mut words = [0u64; WORD_BUFFER];
-    let mut start = 0;
-    for (rng, &len) in rngs.iter_mut().zip(groups) {
-        if len == 0 {
-            continue;
-        }
-        let per_col = len.div_ceil(2);
-        assert!(
-            per_col <= WORD_BUFFER,
-            "fill_uniform_block: a stream group of {len} rows is longer than the word buffer"
-        );
-        let cols_per_fill = WORD_BUFFER / per_col;
-        let mut col = 0;
-        while col < cols {
-            let n = cols_per_fill.min(cols - col);
-            let used = &mut words[..n * per_col];
-            fill_words(rng, used);
-            columns_from_words(
-                used,
-                per_col,
-                (rows, start, len),
-                &mut out[col * rows..(col + n) * rows],
-            );
-            col += n;
-        }
-        start += len;
-    }
+    for_each_word_chunk(rngs, groups, cols, |words, per_col, (start, len), col| {
+        let n = words.len() / per_col;
+        let block = &mut out[col * rows..(col + n) * rows];
+        columns_from_words(words, per_col, (rows, start, len), block);
+    });
 }
 
-/// Words in the buffer of [`fill_uniform_block`] (4 KiB).
+/// Words in the buffer of [`for_each_word_chunk`] (4 KiB).
 const WORD_BUFFER: usize = 512;
 
 gumbolt_core::multiversion! {

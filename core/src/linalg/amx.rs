@@ -287,6 +287,18 @@ unsafe fn pack_q(k: usize, cols: usize, q: View, kb: usize, dst: *mut u16) {
     }
 }
 
+/// [`pack_q`], then the zero tiles that pad Q to `tiles_n` column tiles.
+///
+/// # Safety
+/// As [`pack_q`], with `dst` holding `tiles_n·kb·TILE` elements.
+unsafe fn pack_q_padded(k: usize, cols: usize, q: View, kb: usize, tiles_n: usize, dst: *mut u16) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        pack_q(k, cols, q, kb, dst);
+        zero_tiles(dst, cols.div_ceil(TR) * kb, tiles_n * kb);
+    }
+}
+
 /// Zeroes tiles `from..to` of a packed buffer (the padding tiles that make the tile counts
 /// even).
 ///
@@ -389,8 +401,7 @@ pub(super) unsafe fn sgemm(
         unsafe {
             pack_p(rows, k, p, kb, pp);
             zero_tiles(pp, rows.div_ceil(TR) * kb, tiles_m * kb);
-            pack_q(k, cols, q, kb, qp);
-            zero_tiles(qp, cols.div_ceil(TR) * kb, tiles_n * kb);
+            pack_q_padded(k, cols, q, kb, tiles_n, qp);
             compute(
                 Shape {
                     rows,
@@ -542,8 +553,7 @@ pub(super) unsafe fn split_product(
         };
         // SAFETY: the caller's contract; the buffer holds the padded tiles, the panel its own.
         unsafe {
-            pack_q(k, cols, q, kb, qp);
-            zero_tiles(qp, cols.div_ceil(TR) * kb, tiles_n * kb);
+            pack_q_padded(k, cols, q, kb, tiles_n, qp);
             compute(
                 Shape {
                     rows,
