@@ -534,6 +534,7 @@ impl BlockConditionals for Rbm {
             }
         }
     }
+
     /// With [`ChainProducts::Bf16x3`] on an AMX CPU: `W` and `Wᵀ` split and packed once
     /// ([`BinaryProductWeights`]), so each sweep's two products are exact terms summed in f32.
     fn prepared_conditionals(
