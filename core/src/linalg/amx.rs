@@ -645,48 +645,53 @@ unsafe fn compute(s: Shape, pp: *const u16, parts: usize, qp: *const u16, e: Epi
                         tile_load(x, places[x].0, places[x].1);
                     }
                 }
-                for b in (0..s.kb).filter(|_| parts > 1) {
-                    asm!(
-                        "tileloadd tmm6, [{q0} + {s}*1]",
-                        "tileloadd tmm7, [{q1} + {s}*1]",
-                        q0 = in(reg) q0.add(b * TILE),
-                        q1 = in(reg) q1.add(b * TILE),
-                        s = in(reg) 64usize,
-                        options(nostack, readonly),
-                    );
-                    for part in 0..parts {
-                        let at = (b * parts + part) * TILE;
+                // Split weights: each Q tile pair once per inner block, then every part.
+                // One part: the plain product's interleaved loads and products.
+                if parts > 1 {
+                    for b in 0..s.kb {
+                        asm!(
+                            "tileloadd tmm6, [{q0} + {s}*1]",
+                            "tileloadd tmm7, [{q1} + {s}*1]",
+                            q0 = in(reg) q0.add(b * TILE),
+                            q1 = in(reg) q1.add(b * TILE),
+                            s = in(reg) 64usize,
+                            options(nostack, readonly),
+                        );
+                        for part in 0..parts {
+                            let at = (b * parts + part) * TILE;
+                            asm!(
+                                "tileloadd tmm4, [{p0} + {s}*1]",
+                                "tdpbf16ps tmm0, tmm4, tmm6",
+                                "tdpbf16ps tmm1, tmm4, tmm7",
+                                "tileloadd tmm5, [{p1} + {s}*1]",
+                                "tdpbf16ps tmm2, tmm5, tmm6",
+                                "tdpbf16ps tmm3, tmm5, tmm7",
+                                p0 = in(reg) p0.add(at),
+                                p1 = in(reg) p1.add(at),
+                                s = in(reg) 64usize,
+                                options(nostack, readonly),
+                            );
+                        }
+                    }
+                } else {
+                    for b in 0..s.kb {
                         asm!(
                             "tileloadd tmm4, [{p0} + {s}*1]",
+                            "tileloadd tmm6, [{q0} + {s}*1]",
                             "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tileloadd tmm7, [{q1} + {s}*1]",
                             "tdpbf16ps tmm1, tmm4, tmm7",
                             "tileloadd tmm5, [{p1} + {s}*1]",
                             "tdpbf16ps tmm2, tmm5, tmm6",
                             "tdpbf16ps tmm3, tmm5, tmm7",
-                            p0 = in(reg) p0.add(at),
-                            p1 = in(reg) p1.add(at),
+                            p0 = in(reg) p0.add(b * TILE),
+                            p1 = in(reg) p1.add(b * TILE),
+                            q0 = in(reg) q0.add(b * TILE),
+                            q1 = in(reg) q1.add(b * TILE),
                             s = in(reg) 64usize,
                             options(nostack, readonly),
                         );
                     }
-                }
-                for b in (0..s.kb).filter(|_| parts == 1) {
-                    asm!(
-                        "tileloadd tmm4, [{p0} + {s}*1]",
-                        "tileloadd tmm6, [{q0} + {s}*1]",
-                        "tdpbf16ps tmm0, tmm4, tmm6",
-                        "tileloadd tmm7, [{q1} + {s}*1]",
-                        "tdpbf16ps tmm1, tmm4, tmm7",
-                        "tileloadd tmm5, [{p1} + {s}*1]",
-                        "tdpbf16ps tmm2, tmm5, tmm6",
-                        "tdpbf16ps tmm3, tmm5, tmm7",
-                        p0 = in(reg) p0.add(b * TILE),
-                        p1 = in(reg) p1.add(b * TILE),
-                        q0 = in(reg) q0.add(b * TILE),
-                        q1 = in(reg) q1.add(b * TILE),
-                        s = in(reg) 64usize,
-                        options(nostack, readonly),
-                    );
                 }
                 for (x, sp) in spill.iter().enumerate() {
                     tile_store(x, places[x].0, places[x].1);
