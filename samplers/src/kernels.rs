@@ -8,6 +8,9 @@
 use gumbolt_core::numerics::{exp_approx, softplus_approx as softplus_f32};
 use gumbolt_core::rng::{StreamRng, fill_words, uniforms_from_words};
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Rows per block of the f32 row accumulators.
 const ROW_CHUNK: usize = 256;
 
@@ -51,6 +54,15 @@ pub(crate) fn draw_block(rngs: &mut [StreamRng], groups: &[usize], draw: Draw<'_
         base,
         out,
     } = draw;
+    #[cfg(target_arch = "x86_64")]
+    if base.is_none() && beta.iter().all(|&b| b == 1.0) && avx512::available() {
+        for_each_word_chunk(rngs, groups, cols, |words, per_col, (start, len), col| {
+            let at = (rows, start, len, col);
+            // SAFETY: `available()` checked that the CPU has AVX-512F.
+            unsafe { avx512::plain_columns(words, per_col, at, logits, out) };
+        });
+        return;
+    }
     for_each_word_chunk(rngs, groups, cols, |words, per_col, (start, len), col| {
         let at = (rows, start, len, col);
         bernoulli_columns(words, per_col, at, logits, beta, base, out);
@@ -488,6 +500,57 @@ mod tests {
                     assert_eq!(wx, wy, "the streams end in the same state");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn plain_draws_match_the_reference_at_extreme_logits() {
+        // The plain draw (the AVX-512 kernel where the CPU has it) against uniforms then
+        // units, at every group length up to two groups, with logits at and beyond the
+        // clamp of `exp_approx`, signed zeros, infinities and NaN.
+        let specials = [
+            0.0f32,
+            -0.0,
+            87.0,
+            -87.0,
+            88.0,
+            -88.0,
+            200.0,
+            -200.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1e-30,
+            -1e-30,
+            16.6,
+            -16.6,
+        ];
+        for rows in 1..=2 * CHAINS_PER_STREAM + 3 {
+            let groups = uniform_groups(rows, CHAINS_PER_STREAM);
+            let cols = 41;
+            let logits: Vec<f32> = (0..rows * cols)
+                .map(|i| match i % 4 {
+                    0 => specials[(i / 4) % specials.len()],
+                    _ => ((i * 7919) % 211) as f32 / 10.0 - 10.5,
+                })
+                .collect();
+            let ones = vec![1.0f32; rows];
+            let mut a = gumbolt_core::rng::streams(5, groups.len());
+            let mut u = vec![0.0f32; rows * cols];
+            fill_uniform_block(&mut a, &groups, rows, &mut u);
+            let mut want = vec![9.0f32; rows * cols];
+            sample_block(&logits, &ones, None, &u, &mut want);
+            let mut b = gumbolt_core::rng::streams(5, groups.len());
+            let mut got = vec![9.0f32; rows * cols];
+            let draw = Draw {
+                logits: &logits,
+                beta: &ones,
+                base: None,
+                out: &mut got,
+            };
+            draw_block(&mut b, &groups, draw);
+            assert_eq!(got, want, "rows {rows}");
+            assert!(got.contains(&0.0) && got.contains(&1.0));
         }
     }
 
