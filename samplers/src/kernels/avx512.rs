@@ -76,18 +76,21 @@ pub(super) unsafe fn plain_columns(
     let one = _mm512_set1_ps(1.0);
     let sign = _mm512_set1_epi32(i32::MIN);
     let low24 = _mm512_set1_epi64(0xFF_FFFF);
+    assert!(
+        2 * per_col >= len,
+        "plain_columns: too few words per column"
+    );
     for (j, w) in words.chunks_exact(per_col).enumerate() {
         let first = (col0 + j) * rows + start;
         let l = &logits[first..first + len];
         let o = &mut out[first..first + len];
-        assert!(2 * w.len() >= len);
         let mut i = 0;
         while i < len {
             let n = (len - i).min(16);
             let row_mask: __mmask16 = if n == 16 { !0 } else { (1u16 << n) - 1 };
             let word_mask: __mmask8 = ((1u16 << n.div_ceil(2)) - 1) as u8;
             // SAFETY: the masks cover rows i..i + n < len of `l` and `o` and words
-            // i/2..(i + n).div_ceil(2) <= w.len() of `w` (asserted above); masked-off lanes
+            // i/2..(i + n).div_ceil(2) <= per_col = w.len() of `w` (asserted above); masked-off lanes
             // are neither read nor written.
             unsafe {
                 let x = _mm512_maskz_loadu_epi64(word_mask, w.as_ptr().add(i / 2) as *const i64);
