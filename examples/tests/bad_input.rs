@@ -496,10 +496,12 @@ impl Fixtures {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let t = tmp.path().to_path_buf();
-        // A tiny trained run: the `linear` structure (RBM 100 × 100), 10 PCD chains.
+        // A tiny trained run: the `linear` structure (RBM 100 × 100), 10 PCD chains; f32
+        // products on every CPU, so that the `--resume` cases asking for others conflict.
         let run = t.join("run");
         let args: Vec<String> = "train --quiet --iters 2 --structure linear --pcd-steps 2 \
-             --pcd-chains 10 --monitor-every 2 --monitor-images 20 --monitor-k 1 --seed 3 --out"
+             --pcd-chains 10 --monitor-every 2 --monitor-images 20 --monitor-k 1 --seed 3 \
+             --network-products f32 --chain-products f32 --out"
             .split_whitespace()
             .map(String::from)
             .chain([run.to_str().unwrap().to_string()])

@@ -417,28 +417,46 @@ fn an_interrupted_job_continues_from_its_checkpoint() {
         "100",
     ];
     ok(reproduce(&a, &args), "the uninterrupted run");
-    // The job's training, stopped after 10 of its 30 iterations (as if killed).
+    // The job's training, stopped after 10 of its 30 iterations (as if killed), first with
+    // products other than the reproduction's (f32): refused, and left as it was.
     let run = b.join("runs/linear-gumbolt-nw-k20/seed0");
-    let t = gumbolt(&[
-        "train",
-        "--model",
-        "gumbolt-nw",
-        "--structure",
-        "linear",
-        "--k",
-        "20",
-        "--iters",
-        "30",
-        "--monitor-records",
-        "1",
-        "--seed",
-        "0",
-        "--stop-after",
-        "10",
-        "-q",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let train = |products: &str| {
+        gumbolt(&[
+            "train",
+            "--model",
+            "gumbolt-nw",
+            "--structure",
+            "linear",
+            "--k",
+            "20",
+            "--iters",
+            "30",
+            "--monitor-records",
+            "1",
+            "--seed",
+            "0",
+            "--stop-after",
+            "10",
+            "--network-products",
+            products,
+            "--force",
+            "-q",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+    };
+    let t = train("bf16");
+    assert!(t.status.success(), "{}", stderr(&t));
+    let ckpt = read(&run.join("checkpoint.ckpt"));
+    let r = reproduce(&b, &args);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("holds another run") && err.contains("network products bf16"),
+        "{err}"
+    );
+    assert!(read(&run.join("checkpoint.ckpt")) == ckpt);
+    let t = train("f32");
     assert!(t.status.success(), "{}", stderr(&t));
     let r = ok(reproduce(&b, &args), "the resumed run");
     let err = stderr(&r);

@@ -93,12 +93,12 @@ pub(crate) struct BenchArgs {
     seed: u64,
 
     /// Arithmetic of the networks' products, as `gumbolt train --network-products`
-    /// [default: f32].
+    /// [default: as train's, bf16 where this CPU has AMX-BF16, else f32].
     #[arg(long, value_name = "P", value_parser = super::train::parse_precision)]
     network_products: Option<Precision>,
 
     /// Arithmetic of the PCD sweeps' products, as `gumbolt train --chain-products`
-    /// [default: f32].
+    /// [default: as train's, bf16x3 where this CPU has AMX-BF16, else f32].
     #[arg(long, value_name = "P", value_parser = super::train::parse_chain_products)]
     chain_products: Option<ChainProducts>,
 
@@ -280,13 +280,18 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         .with_k(args.k)
         .with_seed(args.seed)
         .with_iterations(total);
-    mc.train.network_products = args.network_products.unwrap_or_default();
+    mc.train.network_products = args
+        .network_products
+        .unwrap_or_else(super::train::default_network_products);
     mc.validate().map_err(model_error)?;
     let pcd = PcdConfig::default()
         .chains(args.pcd_chains)
         .sweeps(args.pcd_steps)
         .seed(args.seed ^ 0x5043_445F_5345_4544)
-        .products(args.chain_products.unwrap_or_default());
+        .products(
+            args.chain_products
+                .unwrap_or_else(super::train::default_chain_products),
+        );
 
     let chain_products = pcd.products;
     let mut model = GumBolt::with_pcd(mc.clone(), &data.means(), pcd).map_err(model_error)?;

@@ -33,6 +33,7 @@ use gumbolt_examples::plot::{self, ModelPoint, ReferencePoint};
 use gumbolt_models::gumbolt::Structure;
 use gumbolt_models::eval::LogZConfig;
 use gumbolt_models::train::{Interval, read_meta};
+use gumbolt_samplers::PcdConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -311,12 +312,13 @@ pub(crate) struct ReproduceArgs {
     limit: Option<usize>,
 
     /// Arithmetic of the networks' products while training, as `gumbolt train
-    /// --network-products` (recorded in the results) [default: f32].
+    /// --network-products` (recorded in the results) [default: f32, unlike train's, so that every
+    /// committed table re-runs as it was made].
     #[arg(long, value_name = "P", value_parser = super::train::parse_precision)]
     network_products: Option<Precision>,
 
     /// Arithmetic of the PCD sweeps' products while training, as `gumbolt train
-    /// --chain-products` (recorded in the results) [default: f32].
+    /// --chain-products` (recorded in the results) [default: f32, as --network-products].
     #[arg(long, value_name = "P", value_parser = super::train::parse_chain_products)]
     chain_products: Option<ChainProducts>,
 
@@ -1157,20 +1159,38 @@ fn run_job(ctx: &Ctx<'_>, job: &Job) -> Result<CellResult> {
         let (kind, meta) = dir.checkpoint_meta()?;
         let m = &meta.model;
         let model = ModelKind::of(kind, m.objective);
+        // The PCD settings of a model with PCD (`None` for the others).
+        let pcd: Option<PcdConfig> = kind
+            .uses_pcd()
+            .then(|| serde_json::from_value(meta.negative_phase.clone()).ok())
+            .flatten();
+        let other_pcd = pcd.as_ref().is_some_and(|p| {
+            (p.sweeps, p.chains, p.products) != (s.pcd_steps, s.pcd_chains, s.chain_products)
+        });
         if m.structure != job.cell.structure
             || m.k != col.k
             || m.seed != job.seed
             || m.train.total_iterations != s.iters
             || model != col.model
+            || m.train.network_products != s.network_products
+            || other_pcd
         {
+            let pcd = pcd.map_or(String::new(), |p| {
+                format!(
+                    ", {} PCD sweeps × {} chains, chain products {}",
+                    p.sweeps, p.chains, p.products
+                )
+            });
             bail!(
-                "{} holds another run ({} {} k={} seed {}, {} iterations); move it away",
+                "{} holds another run ({} {} k={} seed {}, {} iterations, network products {}{pcd}); \
+                 move it away",
                 dir.root().display(),
                 model.name,
                 m.structure.name(),
                 m.k,
                 m.seed,
-                m.train.total_iterations
+                m.train.total_iterations,
+                m.train.network_products
             );
         }
         meta.iteration >= m.train.total_iterations
@@ -1724,7 +1744,8 @@ mod tests {
             .unwrap();
             let options = format!(
                 "train --out unused --model {} --k {} --structure nonlinear2 --iters {} --seed 2 \
-                 --pcd-steps {} --pcd-chains {} --monitor-records {} --checkpoint-every {} --quiet",
+                 --pcd-steps {} --pcd-chains {} --monitor-records {} --checkpoint-every {} --quiet \
+                 --network-products f32 --chain-products f32",
                 col.model.name,
                 col.k,
                 s.iters,
@@ -1733,6 +1754,8 @@ mod tests {
                 s.monitor_records,
                 s.iters / 100
             );
+            // (reproduce's products are f32 unless told; train's are the AMX ones where the
+            // CPU has them.)
             let t = Train::try_parse_from(options.split_whitespace()).unwrap().args;
             let Start::New { run, overwrite } = super::super::train::request_of(t).unwrap().start
             else {

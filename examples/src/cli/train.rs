@@ -109,6 +109,21 @@ pub(crate) fn parse_chain_products(s: &str) -> Result<ChainProducts, String> {
     s.parse()
 }
 
+/// The networks' products of a new `train`, `quick` or `bench` run unless told: bf16 where
+/// this CPU runs them on AMX ([`Precision::bf16_available`]), f32 elsewhere. Resolved when the
+/// run is made, so the run records what ran and keeps it when resumed on another CPU. The test
+/// NLL with bf16 stayed within its standard error of f32's (README, Speed); `reproduce` keeps
+/// f32 so that every committed table re-runs as it was made.
+pub(crate) fn default_network_products() -> Precision {
+    Precision::Bf16.effective()
+}
+
+/// The PCD sweeps' chain products unless told: the exact bf16x3 products where this CPU has
+/// AMX-BF16, f32 elsewhere; resolved like [`default_network_products`].
+pub(crate) fn default_chain_products() -> ChainProducts {
+    ChainProducts::Bf16x3.effective()
+}
+
 fn parse_tau(s: &str) -> Result<f64, String> {
     parse_positive(s, "a finite number > 0")
 }
@@ -287,14 +302,15 @@ pub(crate) struct TrainArgs {
     /// Arithmetic of the encoders' and decoder's products while training: f32, or bf16 (bf16
     /// operands with f32 accumulation on CPUs with AMX-BF16, f32 elsewhere; results then
     /// depend on the CPU). Evaluation, the prior and the negative phase are always f32
-    /// [default: f32].
+    /// [default for a new run: bf16 where this CPU has AMX-BF16, else f32; recorded in the run].
     #[arg(long, value_name = "P", value_parser = parse_precision, help_heading = "Training")]
     pub(crate) network_products: Option<Precision>,
 
     /// Arithmetic of the PCD sweeps' products of the chains' 0/1 states with the prior's
     /// couplings (--model gumbolt): f32, or bf16x3 (each coupling split into three bf16 parts
     /// that sum to it exactly, so every product is exact, summed in f32 on CPUs with AMX-BF16;
-    /// f32 elsewhere; results then depend on the CPU) [default: f32].
+    /// f32 elsewhere; results then depend on the CPU) [default for a new run: bf16x3 where this
+    /// CPU has AMX-BF16, else f32; recorded in the run].
     #[arg(long, value_name = "P", value_parser = parse_chain_products, help_heading = "Training")]
     pub(crate) chain_products: Option<ChainProducts>,
 
@@ -729,9 +745,9 @@ fn new_run_of(args: &TrainArgs) -> Result<NewRun> {
     if let Some(f) = args.kl_warmup {
         c.train.kl_warmup_fraction = f;
     }
-    if let Some(p) = args.network_products {
-        c.train.network_products = p;
-    }
+    c.train.network_products = args
+        .network_products
+        .unwrap_or_else(default_network_products);
     c.validate()
         .map_err(|e| config_error(TrainError::Model(e)))?;
     if let Some(b) = args.batch_size {
@@ -744,7 +760,7 @@ fn new_run_of(args: &TrainArgs) -> Result<NewRun> {
     if let Some(p) = &mut run.pcd {
         p.chains = args.pcd_chains.unwrap_or(p.chains);
         p.sweeps = args.pcd_steps.unwrap_or(p.sweeps);
-        p.products = args.chain_products.unwrap_or(p.products);
+        p.products = args.chain_products.unwrap_or_else(default_chain_products);
     }
     Ok(run)
 }
