@@ -36,17 +36,8 @@ fn bench_json_phases_fit_in_the_total() {
     assert_eq!(v["iters"], 3);
     assert_eq!(v["matmul_threads"], "1");
     assert_eq!(v["threads"], 1);
-    // Unless told: the AMX arithmetic where this CPU has it, f32 elsewhere, and what ran.
-    let amx = gumbolt_core::linalg::Precision::bf16_available();
-    let (net, chains) = if amx {
-        ("bf16", "bf16x3")
-    } else {
-        ("f32", "f32")
-    };
-    assert_eq!(v["network_products"], net);
-    assert_eq!(v["network_products_effective"], net);
-    assert_eq!(v["chain_products"], chains);
-    assert_eq!(v["chain_products_effective"], chains);
+    // Unless told: the AMX arithmetic where this CPU has it, f32 elsewhere.
+    common::assert_default_products(&v);
     // The peak is measured on this core; the achieved rate cannot exceed it.
     let peak = v["peak_gflops_single_core_f32"].as_f64().unwrap();
     assert_eq!(v["peak_gflops_threads_f32"].as_f64(), Some(peak));

@@ -76,17 +76,8 @@ fn train_eval_sample_end_to_end() {
     assert_eq!(s["final"]["iteration"].as_u64(), Some(20));
     assert!(num(&s["final"], "valid_discrete") < 0.0, "{s}");
     assert_eq!(s["matmul_threads"], "1");
-    // A new run resolves its arithmetic: AMX where this CPU has it, f32 elsewhere.
-    let amx = gumbolt_core::linalg::Precision::bf16_available();
-    let (net, chains) = if amx {
-        ("bf16", "bf16x3")
-    } else {
-        ("f32", "f32")
-    };
-    assert_eq!(s["network_products"], net);
-    assert_eq!(s["network_products_effective"], net);
-    assert_eq!(s["chain_products"], chains);
-    assert_eq!(s["chain_products_effective"], chains);
+    // Unless told: the AMX arithmetic where this CPU has it, f32 elsewhere.
+    common::assert_default_products(&s);
     for f in [
         "checkpoint.ckpt",
         "config.json",

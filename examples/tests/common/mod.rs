@@ -72,3 +72,19 @@ pub fn checkpoint_state(path: &Path) -> (Vec<TensorBits>, Value) {
     meta.as_object_mut().unwrap().remove("train_seconds");
     (tensors, meta)
 }
+
+/// Asserts that a JSON report (`train_summary.json`, bench's line) shows the arithmetic a new
+/// run takes unless told: bf16 network products and bf16x3 chain products where this CPU has
+/// AMX-BF16, f32 elsewhere, both as asked for and as run.
+pub fn assert_default_products(v: &Value) {
+    let amx = gumbolt_core::linalg::Precision::bf16_available();
+    let (net, chains) = if amx {
+        ("bf16", "bf16x3")
+    } else {
+        ("f32", "f32")
+    };
+    assert_eq!(v["network_products"], net, "{v}");
+    assert_eq!(v["network_products_effective"], net, "{v}");
+    assert_eq!(v["chain_products"], chains, "{v}");
+    assert_eq!(v["chain_products_effective"], chains, "{v}");
+}
