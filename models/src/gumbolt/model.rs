@@ -10,6 +10,7 @@ use gumbolt_priors::{FactorialBernoulli, Rbm, SparseBm};
 use gumbolt_samplers::{ColourPcd, Pcd, PcdConfig};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::combination::{ImportanceWeighted, SampleCombination};
@@ -985,9 +986,23 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
             // networks; the samples enter only the final gradient term, added afterwards.
             let prior = self.prior.clone();
             let mut advanced = Ok(());
+            let networks_done = AtomicBool::new(false);
             let passes = pool.install(|| {
                 rayon::scope(|s| {
-                    s.spawn(|_| advanced = partition.advance(&prior));
+                    s.spawn(|_| {
+                        advanced = partition.advance(&prior);
+                        // Then help the networks until they are done: polling for their
+                        // split products and passes instead of sleeping keeps this worker
+                        // awake, so each split part starts at once rather than after a
+                        // wake-up (a futex and, on a VM, an interrupt to an idle vCPU).
+                        while !networks_done.load(Ordering::Acquire) {
+                            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                                std::hint::spin_loop();
+                            }
+                        }
+                    });
+                    // Set on every way out of the passes (a panic too), so the helper stops.
+                    let _done = SetOnDrop(&networks_done);
                     self.passes(x, noise, k, beta, clock)
                 })
             });
@@ -1390,5 +1405,13 @@ impl<P: TrainablePrior, G> Trainable for GumBolt<P, G> {
             &mut self.objective,
             out,
         );
+    }
+}
+/// Stores `true` into its flag when dropped (at the end of a scope, or while unwinding).
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
