@@ -1161,7 +1161,11 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         } = self;
         let mut params = Vec::new();
         collect_params(encoders, decoder, prior, prior_grad, objective, &mut params);
-        adam.step(&mut params, lr as f32)?;
+        // On the step's pool, so the update is split over its threads.
+        match pool.as_deref() {
+            Some(pool) => pool.install(|| adam.step(&mut params, lr as f32))?,
+            None => adam.step(&mut params, lr as f32)?,
+        }
         objective.after_step();
         clock.lap(Phase::Optimizer);
         if let Some(t) = timing {
