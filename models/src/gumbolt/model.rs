@@ -67,6 +67,36 @@ impl Noise {
     }
 }
 
+/// The noise ρ of a loss evaluation: given by the caller, or drawn inside it (a training step:
+/// drawn by the networks' thread while the negative phase already runs beside it).
+enum StepNoise<'a> {
+    Given(&'a Noise),
+    Draw {
+        noise: &'a mut Noise,
+        rng: &'a mut StreamRng,
+        layers: usize,
+        units: usize,
+    },
+}
+
+impl StepNoise<'_> {
+    /// The noise for `rows = B·k` rows, drawing it first if asked to.
+    fn resolve(&mut self, rows: usize) -> &Noise {
+        match self {
+            StepNoise::Given(noise) => noise,
+            StepNoise::Draw {
+                noise,
+                rng,
+                layers,
+                units,
+            } => {
+                noise.refill(*rng, rows, *layers, *units);
+                noise
+            }
+        }
+    }
+}
+
 /// The terms of one evaluation of the training loss (all means over the B images of the batch;
 /// per-sample terms are weighted by the normalised importance weights w̃ of each image).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -959,13 +989,14 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         self.check_batch(x, "GumBolt::loss_and_grad")?;
         let _ftz = gumbolt_core::fpmode::FlushToZero::enable();
         let k = self.check_noise(x, noise, "GumBolt::loss_and_grad")?;
-        self.loss_and_grad_impl(x, noise, k, beta, None, &mut Clock::off())
+        let mut noise = StepNoise::Given(noise);
+        self.loss_and_grad_impl(x, &mut noise, k, beta, None, &mut Clock::off())
     }
 
     fn loss_and_grad_impl(
         &mut self,
         x: &Mat,
-        noise: &Noise,
+        noise: &mut StepNoise<'_>,
         k: usize,
         beta: f64,
         pool: Option<&rayon::ThreadPool>,
@@ -1003,12 +1034,16 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
                     });
                     // Set on every way out of the passes (a panic too), so the helper stops.
                     let _done = SetOnDrop(&networks_done);
+                    let noise = noise.resolve(x.nrows() * k);
+                    clock.lap(Phase::Other);
                     self.passes(x, noise, k, beta, clock)
                 })
             });
             clock.lap(Phase::Negative);
             (partition, advanced, passes)
         } else {
+            let noise = noise.resolve(x.nrows() * k);
+            clock.lap(Phase::Other);
             let advanced = partition.advance(&self.prior);
             clock.lap(Phase::Negative);
             let passes = if advanced.is_ok() {
@@ -1137,14 +1172,15 @@ impl<P: TrainablePrior, G: PartitionGradient<P>> GumBolt<P, G> {
         let lr = self.config.train.learning_rate(iteration);
         let (adam, rng, pool, timing, noise) = state.parts();
         let mut clock = Clock::new(timing.is_some());
-        noise.refill(
+        // Drawn inside, on the networks' thread, while the negative phase starts beside it.
+        let mut noise = StepNoise::Draw {
+            noise,
             rng,
-            x.nrows() * k,
-            self.config.layers(),
-            self.config.latent_units,
-        );
+            layers: self.config.layers(),
+            units: self.config.latent_units,
+        };
         let pool = pool.get();
-        let parts = self.loss_and_grad_impl(x, noise, k, beta, pool.as_deref(), &mut clock)?;
+        let parts = self.loss_and_grad_impl(x, &mut noise, k, beta, pool.as_deref(), &mut clock)?;
         if !parts.loss.is_finite() {
             return Err(ModelError::NonFinite {
                 what: "loss",
