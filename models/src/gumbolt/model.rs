@@ -1447,6 +1447,7 @@ impl<P: TrainablePrior, G> Trainable for GumBolt<P, G> {
         );
     }
 }
+
 /// Stores `true` into its flag when dropped (at the end of a scope, or while unwinding).
 struct SetOnDrop<'a>(&'a AtomicBool);
 
